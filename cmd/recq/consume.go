@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/recq/recq/streams"
+)
+
+func newConsumeCmd(g *globals) *cobra.Command {
+	var (
+		group  string
+		from   string
+		max    int
+		follow bool
+		format string
+	)
+	cmd := &cobra.Command{
+		Use:   "consume TOPIC",
+		Short: "Read records from a topic as JSON lines",
+		Long: `Read records from a topic and print one JSON object per record:
+  {"topic","partition","offset","timestamp","key","headers","value"}
+Keys and values that are JSON are embedded as JSON, other UTF-8 as strings,
+anything else as base64 (with "key_encoding"/"value_encoding": "base64").
+With --format raw only the values are printed, one per line.
+
+Without --follow, recq consume stops at the end the topic had when it
+started. With --group it reads as a member of that consumer group, resumes
+from the group's committed offsets (--from applies to partitions without
+one) and commits what it printed. Only committed transactions are shown.`,
+		Example: `  recq consume orders --from beginning
+  recq consume orders --from 2026-01-02T15:04:05Z --max 10
+  recq consume orders --group audit --follow`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if format != "raw" && format != "json" {
+				return usagef("--format: want json or raw, got %q", format)
+			}
+			start, err := streams.ParseStartAt(from)
+			if err != nil {
+				return usagef("--from: %v", err)
+			}
+			if max < 0 {
+				return usagef("--max must not be negative")
+			}
+			topic := a[0]
+			adm, ctx, done, err := g.admin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			err = requireTopics(ctx, adm, topic)
+			done()
+			if err != nil {
+				return err
+			}
+			opts := []streams.ReaderOption{streams.ReadTopics(topic), streams.ReadFrom(start)}
+			if group != "" {
+				opts = append(opts, streams.ReadGroup(group))
+			}
+			if !follow {
+				opts = append(opts, streams.ReadUntilEnd())
+			}
+			rd, err := streams.NewReader(g.brokerList(), opts...)
+			if err != nil {
+				return err
+			}
+			defer rd.Close()
+			out := bufio.NewWriter(cmd.OutOrStdout())
+			defer out.Flush()
+			enc := json.NewEncoder(out)
+			printed := 0
+			for max == 0 || printed < max {
+				recs, err := rd.Poll(cmd.Context())
+				if max > 0 && len(recs) > max-printed {
+					recs = recs[:max-printed]
+				}
+				for _, r := range recs {
+					if format == "raw" {
+						out.Write(r.Value)
+						out.WriteByte('\n')
+					} else if err := enc.Encode(jsonRecord(r)); err != nil {
+						return err
+					}
+				}
+				printed += len(recs)
+				if err := out.Flush(); err != nil {
+					return err // stdout closed: stop without committing what was not shown
+				}
+				if err := commit(rd, recs); err != nil {
+					return err
+				}
+				switch {
+				case errors.Is(err, streams.ErrEndReached), errors.Is(err, context.Canceled):
+					return nil
+				case err != nil:
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&group, "group", "g", "", "read as a member of this consumer group and commit offsets")
+	cmd.Flags().StringVar(&from, "from", "beginning", "where to start: beginning, end, an offset, or an RFC 3339 time")
+	cmd.Flags().IntVarP(&max, "max", "n", 0, "stop after this many records (0: no limit)")
+	cmd.Flags().BoolVarP(&follow, "follow", "F", false, "keep waiting for new records until Ctrl-C")
+	cmd.Flags().StringVarP(&format, "format", "f", "json", "output: json (one object per record) or raw (values only)")
+	return cmd
+}
+
+// commit commits with its own short deadline, so a Ctrl-C that ended the
+// poll still records what was printed.
+func commit(rd *streams.Reader, recs []*kgo.Record) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return rd.Commit(ctx, recs...)
+}
+
+type recordJSON struct {
+	Topic         string            `json:"topic"`
+	Partition     int32             `json:"partition"`
+	Offset        int64             `json:"offset"`
+	Timestamp     string            `json:"timestamp"`
+	Key           json.RawMessage   `json:"key"`
+	KeyEncoding   string            `json:"key_encoding,omitempty"`
+	Headers       map[string]string `json:"headers"`
+	Value         json.RawMessage   `json:"value"`
+	ValueEncoding string            `json:"value_encoding,omitempty"`
+}
+
+func jsonRecord(r *kgo.Record) recordJSON {
+	out := recordJSON{
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+		Timestamp: r.Timestamp.UTC().Format(time.RFC3339Nano),
+		Headers:   make(map[string]string, len(r.Headers)),
+	}
+	out.Key, out.KeyEncoding = embed(r.Key)
+	out.Value, out.ValueEncoding = embed(r.Value)
+	for _, h := range r.Headers {
+		out.Headers[h.Key] = string(h.Value)
+	}
+	return out
+}
+
+// embed returns b as JSON: itself when it is JSON, a string when it is UTF-8
+// text, base64 otherwise (with the encoding's name).
+func embed(b []byte) (json.RawMessage, string) {
+	switch {
+	case b == nil:
+		return json.RawMessage("null"), ""
+	case json.Valid(b):
+		return b, ""
+	case utf8.Valid(b):
+		s, _ := json.Marshal(string(b))
+		return s, ""
+	default:
+		s, _ := json.Marshal(base64.StdEncoding.EncodeToString(b))
+		return s, "base64"
+	}
+}

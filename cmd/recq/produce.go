@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/recq/recq/streams"
+)
+
+// maxLine bounds one stdin line (one record); Kafka's default max message
+// size is 1 MiB, so anything near this is already too big for the broker.
+const maxLine = 16 << 20
+
+func newProduceCmd(g *globals) *cobra.Command {
+	var (
+		key     string
+		value   string
+		headers []string
+		format  string
+	)
+	cmd := &cobra.Command{
+		Use:   "produce TOPIC",
+		Short: "Produce records to a topic",
+		Long: `Produce records to a topic. With --value, one record; without it, one record
+per line of standard input (empty lines are skipped). Every record gets a
+recq envelope: a message id (recq-id) and a correlation id.
+
+With --format json every value must be a JSON document; the whole input is
+checked first and nothing is produced if any line is not JSON (the error names
+the first bad line). recq produce exits only after every record is
+acknowledged by the broker.`,
+		Example: `  recq produce orders --key order-1 --value '{"total":12}'
+  cat events.jsonl | recq produce orders --format json --header source=import`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if format != "raw" && format != "json" {
+				return usagef("--format: want raw or json, got %q", format)
+			}
+			hdrs, err := keyValues("header", headers)
+			if err != nil {
+				return err
+			}
+			var values [][]byte
+			if cmd.Flags().Changed("value") {
+				values = [][]byte{[]byte(value)}
+			} else if values, err = readLines(cmd.InOrStdin()); err != nil {
+				return err
+			}
+			if format == "json" {
+				for i, v := range values {
+					if !json.Valid(v) {
+						return fmt.Errorf("line %d is not valid JSON (nothing was produced): %.80q", i+1, v)
+					}
+				}
+			}
+			topic := a[0]
+			adm, ctx, done, err := g.admin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			if err := requireTopics(ctx, adm, topic); err != nil {
+				return err
+			}
+			p, err := streams.NewPublisher(streams.WithBrokers(g.brokerList()...))
+			if err != nil {
+				return err
+			}
+			defer p.Close(cmd.Context())
+			recs := make([]*kgo.Record, len(values))
+			for i, v := range values {
+				r := &kgo.Record{Topic: topic, Value: v}
+				if key != "" {
+					r.Key = []byte(key)
+				}
+				for k, hv := range hdrs {
+					streams.SetHeader(r, k, hv)
+				}
+				recs[i] = r
+			}
+			if err := p.Publish(cmd.Context(), recs...); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "produced %d records to %s\n", len(recs), topic)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&key, "key", "k", "", "record key (same key, same partition, kept in order)")
+	cmd.Flags().StringVarP(&value, "value", "v", "", "the value of a single record (else: one record per stdin line)")
+	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "record header key=value (repeatable)")
+	cmd.Flags().StringVarP(&format, "format", "f", "raw", "value format: raw (any bytes) or json (validated)")
+	return cmd
+}
+
+func readLines(r io.Reader) ([][]byte, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), maxLine)
+	var lines [][]byte
+	for sc.Scan() {
+		if len(sc.Bytes()) == 0 {
+			continue
+		}
+		lines = append(lines, append([]byte(nil), sc.Bytes()...))
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading stdin after line %d (nothing was produced): %w", len(lines), err)
+	}
+	return lines, nil
+}

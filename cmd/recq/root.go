@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/recq/recq/streams"
+)
+
+const defaultBrokers = "localhost:9092"
+
+// usageError marks a mistake in how recq was called (exit code 2), as
+// opposed to a failure while doing the work (exit code 1).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// globals are the flags every command shares.
+type globals struct {
+	brokers string
+	timeout time.Duration
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:   "recq",
+		Short: "Event sourcing and event streaming on Kafka",
+		Long: `recq runs event-sourced, event-driven systems on Kafka: topics are the event
+store and the message bus. This tool runs the embedded dev platform and
+manages topics, records and consumer groups.
+
+Start a local platform in one terminal, then use it from another:
+
+  recq dev
+  recq topic create orders --partitions 3
+  echo '{"id":1}' | recq produce orders --key order-1 --format json
+  recq consume orders --from beginning
+
+The broker comes from --brokers, else $RECQ_BROKERS, else ` + defaultBrokers + `.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	brokers := os.Getenv("RECQ_BROKERS")
+	if brokers == "" {
+		brokers = defaultBrokers
+	}
+	root.PersistentFlags().StringVar(&g.brokers, "brokers", brokers, "comma-separated Kafka bootstrap brokers (env RECQ_BROKERS)")
+	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 10*time.Second, "how long an admin request may take before recq gives up")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newDevCmd(), newTopicCmd(g), newProduceCmd(g), newConsumeCmd(g), newGroupsCmd(g))
+	return root
+}
+
+// args wraps a cobra argument check so its complaint is a usage error.
+func args(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := check(cmd, a); err != nil {
+			name := strings.TrimPrefix(cmd.CommandPath(), "recq ")
+			return usagef("%s: %v (see 'recq %s --help')", name, err, name)
+		}
+		return nil
+	}
+}
+
+func (g *globals) brokerList() []string {
+	var out []string
+	for _, b := range strings.Split(g.brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// connect returns a client that has answered a ping, so a wrong or stopped
+// broker is reported at once instead of as a hang later.
+func (g *globals) connect(ctx context.Context, opts ...kgo.Opt) (*kgo.Client, error) {
+	brokers := g.brokerList()
+	if len(brokers) == 0 {
+		return nil, usagef("--brokers is empty")
+	}
+	cl, err := streams.NewClient(brokers, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := streams.Ping(ctx, cl); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("cannot reach Kafka at %s within %v (is 'recq dev' running? set --brokers or RECQ_BROKERS)", g.brokers, streams.DefaultDialTimeout)
+	}
+	return cl, nil
+}
+
+// admin connects and returns an Admin with a request deadline.
+func (g *globals) admin(ctx context.Context) (*streams.Admin, context.Context, func(), error) {
+	cl, err := g.connect(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	return streams.NewAdmin(cl), ctx, func() { cancel(); cl.Close() }, nil
+}
+
+// requireTopics fails with a clear message when a topic does not exist.
+func requireTopics(ctx context.Context, adm *streams.Admin, topics ...string) error {
+	for _, t := range topics {
+		if _, err := adm.DescribeTopic(ctx, t); err != nil {
+			if errors.Is(err, streams.ErrTopicNotFound) {
+				return fmt.Errorf("topic %q does not exist (create it with: recq topic create %s --partitions N)", t, t)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// keyValues parses repeated k=v flags.
+func keyValues(flag string, kvs []string) (map[string]string, error) {
+	out := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usagef("--%s %q: want key=value", flag, kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/spf13/cobra"
+
+	"github.com/recq/recq/streams"
+)
+
+func newTopicCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "topic",
+		Short: "Create, list, describe and delete topics",
+	}
+	cmd.AddCommand(newTopicCreateCmd(g), newTopicListCmd(g), newTopicDescribeCmd(g), newTopicDeleteCmd(g))
+	return cmd
+}
+
+func newTopicCreateCmd(g *globals) *cobra.Command {
+	var (
+		spec    streams.TopicSpec
+		configs []string
+	)
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a topic",
+		Long: `Create a topic with a number of partitions and optional topic configs.
+Records with the same key go to the same partition, so the partition count
+bounds how many consumers of one group can work in parallel.`,
+		Example: `  recq topic create orders --partitions 6
+  recq topic create customers --partitions 3 --config cleanup.policy=compact`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if spec.Partitions < 1 {
+				return usagef("--partitions must be at least 1, got %d", spec.Partitions)
+			}
+			cfgs, err := keyValues("config", configs)
+			if err != nil {
+				return err
+			}
+			spec.Name, spec.Configs = a[0], cfgs
+			adm, ctx, done, err := g.admin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			if err := adm.CreateTopic(ctx, spec); err != nil {
+				if errors.Is(err, streams.ErrTopicExists) {
+					return fmt.Errorf("topic %q already exists (see: recq topic describe %s)", spec.Name, spec.Name)
+				}
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "created topic %s with %d partitions\n", spec.Name, spec.Partitions)
+			return nil
+		},
+	}
+	cmd.Flags().Int32VarP(&spec.Partitions, "partitions", "p", 1, "number of partitions")
+	cmd.Flags().Int16Var(&spec.Replicas, "replicas", 0, "replication factor (0: the broker's default)")
+	cmd.Flags().StringArrayVarP(&configs, "config", "c", nil, "topic config key=value (repeatable)")
+	return cmd
+}
+
+func newTopicListCmd(g *globals) *cobra.Command {
+	var (
+		internal bool
+		out      = outputFlag("table")
+	)
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List topics",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			adm, ctx, done, err := g.admin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			topics, err := adm.ListTopics(ctx, internal)
+			if err != nil {
+				return err
+			}
+			return render(cmd.OutOrStdout(), out, topics, func(w io.Writer) {
+				fmt.Fprintln(w, "TOPIC\tPARTITIONS")
+				for _, t := range topics {
+					fmt.Fprintf(w, "%s\t%d\n", t.Name, t.Partitions)
+				}
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&internal, "internal", false, "include internal topics (__consumer_offsets, ...)")
+	cmd.Flags().VarP(&out, "output", "o", "output format: table or json")
+	return cmd
+}
+
+func newTopicDescribeCmd(g *globals) *cobra.Command {
+	out := outputFlag("table")
+	cmd := &cobra.Command{
+		Use:   "describe NAME",
+		Short: "Show a topic's partitions, offsets and configs",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			adm, ctx, done, err := g.admin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			info, err := adm.DescribeTopic(ctx, a[0])
+			if errors.Is(err, streams.ErrTopicNotFound) {
+				return fmt.Errorf("topic %q does not exist (see: recq topic list)", a[0])
+			}
+			if err != nil {
+				return err
+			}
+			return render(cmd.OutOrStdout(), out, info, func(w io.Writer) {
+				fmt.Fprintf(w, "topic %s (id %s), %d partitions\n", info.Name, info.ID, len(info.Partitions))
+				fmt.Fprintln(w, "PARTITION\tLEADER\tREPLICAS\tSTART\tEND\tRECORDS")
+				for _, p := range info.Partitions {
+					fmt.Fprintf(w, "%d\t%d\t%v\t%d\t%d\t%d\n", p.Partition, p.Leader, p.Replicas, p.StartOffset, p.EndOffset, p.EndOffset-p.StartOffset)
+				}
+				keys := make([]string, 0, len(info.Configs))
+				for k := range info.Configs {
+					keys = append(keys, k)
+				}
+				slices.Sort(keys)
+				if len(keys) > 0 {
+					fmt.Fprintln(w, "CONFIG\tVALUE")
+				}
+				for _, k := range keys {
+					fmt.Fprintf(w, "%s\t%s\n", k, info.Configs[k])
+				}
+			})
+		},
+	}
+	cmd.Flags().VarP(&out, "output", "o", "output format: table or json")
+	return cmd
+}
+
+func newTopicDeleteCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a topic and all its records",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			adm, ctx, done, err := g.admin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer done()
+			if err := adm.DeleteTopic(ctx, a[0]); err != nil {
+				if errors.Is(err, streams.ErrTopicNotFound) {
+					return fmt.Errorf("topic %q does not exist (see: recq topic list)", a[0])
+				}
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", a[0])
+			return nil
+		},
+	}
+}
+

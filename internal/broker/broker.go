@@ -1,0 +1,89 @@
+// Package broker runs the embedded Kafka-protocol broker (franz-go's kfake)
+// that `recq dev` and the tests use: one broker on a fixed address, optionally
+// persistent under a data directory.
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// ErrAddrInUse is returned when the broker's address is already taken.
+var ErrAddrInUse = errors.New("address already in use")
+
+// Config configures an embedded broker. The zero value listens on a random
+// loopback port and keeps everything in memory.
+type Config struct {
+	Addr       string // host:port; empty means 127.0.0.1:0 (a free port)
+	DataDir    string // empty: in memory only
+	SyncWrites bool   // fsync every batch (survives power loss, not only a killed process)
+	// Partitions is the partition count of auto-created topics (default 1).
+	// Auto-creation stays off: producing to a missing topic is an error, as on
+	// a well-run cluster.
+	Partitions int32
+}
+
+// Broker is a running embedded broker.
+type Broker struct {
+	c    *kfake.Cluster
+	addr string
+}
+
+// Start listens on cfg.Addr and starts the broker. A taken port gives an error
+// wrapping ErrAddrInUse that names the address.
+func Start(cfg Config) (*Broker, error) {
+	addr := cfg.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("broker: listen on %s: %w", addr, ErrAddrInUse)
+		}
+		return nil, fmt.Errorf("broker: listen on %s: %w", addr, err)
+	}
+	used := false
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		// kfake asks for a listener per broker; hand it the one bound above so
+		// the port check and the serving socket are the same socket.
+		kfake.ListenFn(func(string, string) (net.Listener, error) {
+			if used {
+				return nil, errors.New("broker: only one listener")
+			}
+			used = true
+			return ln, nil
+		}),
+	}
+	if cfg.Partitions > 0 {
+		opts = append(opts, kfake.DefaultNumPartitions(int(cfg.Partitions)))
+	}
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("broker: data dir: %w", err)
+		}
+		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	}
+	if cfg.SyncWrites {
+		opts = append(opts, kfake.SyncWrites())
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("broker: start (data dir %q): %w", cfg.DataDir, err)
+	}
+	return &Broker{c: c, addr: ln.Addr().String()}, nil
+}
+
+// Addr is the host:port clients connect to.
+func (b *Broker) Addr() string { return b.addr }
+
+// Close stops the broker, saving its state when it is persistent.
+func (b *Broker) Close() { b.c.Close() }

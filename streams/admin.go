@@ -1,0 +1,311 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Sentinel errors of topic and group administration.
+var (
+	ErrTopicNotFound = errors.New("topic not found")
+	ErrTopicExists   = errors.New("topic already exists")
+	ErrGroupNotFound = errors.New("consumer group not found")
+)
+
+// Admin manages topics and reads consumer-group state. It wraps kadm and
+// translates broker errors into the sentinels above.
+type Admin struct {
+	cl  *kgo.Client
+	adm *kadm.Client
+}
+
+// NewAdmin returns an Admin over cl; the caller keeps owning cl.
+func NewAdmin(cl *kgo.Client) *Admin { return &Admin{cl: cl, adm: kadm.NewClient(cl)} }
+
+// TopicSpec describes a topic to create.
+type TopicSpec struct {
+	Name       string
+	Partitions int32             // must be at least 1
+	Replicas   int16             // 0 or -1: the broker's default
+	Configs    map[string]string // e.g. cleanup.policy=compact
+}
+
+// CreateTopic creates spec's topic; an existing topic gives ErrTopicExists.
+func (a *Admin) CreateTopic(ctx context.Context, spec TopicSpec) error {
+	if spec.Name == "" {
+		return errors.New("streams: create topic: empty name")
+	}
+	if spec.Partitions < 1 {
+		return fmt.Errorf("streams: create topic %q: partitions must be at least 1, got %d", spec.Name, spec.Partitions)
+	}
+	replicas := spec.Replicas
+	if replicas == 0 {
+		replicas = -1
+	}
+	var configs map[string]*string
+	if len(spec.Configs) > 0 {
+		configs = make(map[string]*string, len(spec.Configs))
+		for k, v := range spec.Configs {
+			configs[k] = &v
+		}
+	}
+	resp, err := a.adm.CreateTopic(ctx, spec.Partitions, replicas, configs, spec.Name)
+	if err == nil {
+		err = resp.Err
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, kerr.TopicAlreadyExists):
+		return fmt.Errorf("streams: create topic %q: %w", spec.Name, ErrTopicExists)
+	default:
+		return fmt.Errorf("streams: create topic %q: %w%s", spec.Name, err, detail(resp.ErrMessage))
+	}
+}
+
+func detail(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	return " (" + msg + ")"
+}
+
+// DeleteTopic deletes a topic; a missing one gives ErrTopicNotFound.
+func (a *Admin) DeleteTopic(ctx context.Context, name string) error {
+	resp, err := a.adm.DeleteTopic(ctx, name)
+	if err == nil {
+		err = resp.Err
+	}
+	// kadm answers later metadata questions from the client's cache; without
+	// the purge the deleted topic would still be described for a few seconds.
+	a.cl.PurgeTopicsFromClient(name)
+	if err != nil {
+		return fmt.Errorf("streams: delete topic %q: %w", name, topicErr(err))
+	}
+	return nil
+}
+
+func topicErr(err error) error {
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return ErrTopicNotFound
+	}
+	return err
+}
+
+// TopicSummary is one line of a topic listing.
+type TopicSummary struct {
+	Name       string
+	Partitions int
+	Internal   bool
+}
+
+// ListTopics lists topics sorted by name; internal ones only if withInternal.
+func (a *Admin) ListTopics(ctx context.Context, withInternal bool) ([]TopicSummary, error) {
+	list := a.adm.ListTopics
+	if withInternal {
+		list = a.adm.ListTopicsWithInternal
+	}
+	tds, err := list(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("streams: list topics: %w", err)
+	}
+	out := make([]TopicSummary, 0, len(tds))
+	for _, td := range tds.Sorted() {
+		out = append(out, TopicSummary{Name: td.Topic, Partitions: len(td.Partitions), Internal: td.IsInternal})
+	}
+	return out, nil
+}
+
+// PartitionInfo describes one partition of a topic.
+type PartitionInfo struct {
+	Partition   int32
+	Leader      int32
+	Replicas    []int32
+	StartOffset int64 // log start offset
+	EndOffset   int64 // high watermark
+}
+
+// TopicInfo describes a topic.
+type TopicInfo struct {
+	Name       string
+	ID         string
+	Partitions []PartitionInfo
+	Configs    map[string]string // non-default configs
+}
+
+// DescribeTopic returns a topic's partitions, offsets and non-default configs.
+func (a *Admin) DescribeTopic(ctx context.Context, name string) (TopicInfo, error) {
+	tds, err := a.adm.ListTopics(ctx, name)
+	if err != nil {
+		return TopicInfo{}, fmt.Errorf("streams: describe topic %q: %w", name, err)
+	}
+	td, ok := tds[name]
+	if !ok || td.Err != nil {
+		err := ErrTopicNotFound
+		if ok && !errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+			err = td.Err
+		}
+		return TopicInfo{}, fmt.Errorf("streams: describe topic %q: %w", name, err)
+	}
+	info := TopicInfo{Name: name, ID: td.ID.String(), Configs: map[string]string{}}
+	starts, err := a.adm.ListStartOffsets(ctx, name)
+	if err != nil {
+		return TopicInfo{}, fmt.Errorf("streams: describe topic %q: start offsets: %w", name, err)
+	}
+	ends, err := a.adm.ListEndOffsets(ctx, name)
+	if err != nil {
+		return TopicInfo{}, fmt.Errorf("streams: describe topic %q: end offsets: %w", name, err)
+	}
+	for _, p := range td.Partitions.Sorted() {
+		pi := PartitionInfo{Partition: p.Partition, Leader: p.Leader, Replicas: p.Replicas, StartOffset: -1, EndOffset: -1}
+		if o, ok := starts.Lookup(name, p.Partition); ok && o.Err == nil {
+			pi.StartOffset = o.Offset
+		}
+		if o, ok := ends.Lookup(name, p.Partition); ok && o.Err == nil {
+			pi.EndOffset = o.Offset
+		}
+		info.Partitions = append(info.Partitions, pi)
+	}
+	rcs, err := a.adm.DescribeTopicConfigs(ctx, name)
+	if err != nil {
+		return TopicInfo{}, fmt.Errorf("streams: describe topic %q: configs: %w", name, err)
+	}
+	for _, rc := range rcs {
+		for _, c := range rc.Configs {
+			if c.Value != nil && c.Source == 1 { // DYNAMIC_TOPIC_CONFIG: set on this topic
+				info.Configs[c.Key] = *c.Value
+			}
+		}
+	}
+	return info, nil
+}
+
+// EndOffsets returns the high watermark of every partition of topics, which
+// must exist (ErrTopicNotFound otherwise).
+func (a *Admin) EndOffsets(ctx context.Context, topics ...string) (map[string]map[int32]int64, error) {
+	ends, err := a.adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("streams: end offsets: %w", err)
+	}
+	out := make(map[string]map[int32]int64, len(topics))
+	for _, t := range topics {
+		ps, ok := ends[t]
+		if !ok {
+			return nil, fmt.Errorf("streams: end offsets of %q: %w", t, ErrTopicNotFound)
+		}
+		out[t] = make(map[int32]int64, len(ps))
+		for p, o := range ps {
+			if o.Err != nil {
+				return nil, fmt.Errorf("streams: end offsets of %q: %w", t, topicErr(o.Err))
+			}
+			out[t][p] = o.Offset
+		}
+	}
+	return out, nil
+}
+
+// GroupSummary is one line of a group listing.
+type GroupSummary struct {
+	Name         string
+	State        string
+	ProtocolType string
+}
+
+// ListGroups lists consumer groups sorted by name.
+func (a *Admin) ListGroups(ctx context.Context) ([]GroupSummary, error) {
+	lgs, err := a.adm.ListGroups(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("streams: list groups: %w", err)
+	}
+	out := make([]GroupSummary, 0, len(lgs))
+	for _, g := range lgs.Sorted() {
+		out = append(out, GroupSummary{Name: g.Group, State: g.State, ProtocolType: g.ProtocolType})
+	}
+	return out, nil
+}
+
+// GroupMember is one member of a consumer group.
+type GroupMember struct {
+	MemberID string
+	ClientID string
+	Host     string
+	Assigned map[string][]int32 // topic -> partitions
+}
+
+// GroupPartition is a group's position in one partition. Committed is -1
+// without a commit; Lag is -1 when it cannot be computed.
+type GroupPartition struct {
+	Topic     string
+	Partition int32
+	Committed int64
+	End       int64
+	Lag       int64
+	MemberID  string // empty when unassigned
+}
+
+// GroupInfo describes a consumer group.
+type GroupInfo struct {
+	Name       string
+	State      string
+	Protocol   string
+	Members    []GroupMember
+	Partitions []GroupPartition // sorted by topic, partition
+}
+
+// DescribeGroup returns a group's members, committed offsets and lag. A group
+// that has neither members nor commits gives ErrGroupNotFound.
+func (a *Admin) DescribeGroup(ctx context.Context, group string) (GroupInfo, error) {
+	lags, err := a.adm.Lag(ctx, group)
+	if err != nil {
+		return GroupInfo{}, fmt.Errorf("streams: describe group %q: %w", group, err)
+	}
+	l, ok := lags[group]
+	if !ok {
+		return GroupInfo{}, fmt.Errorf("streams: describe group %q: %w", group, ErrGroupNotFound)
+	}
+	if err := l.Error(); err != nil {
+		if errors.Is(err, kerr.GroupIDNotFound) {
+			err = ErrGroupNotFound
+		}
+		return GroupInfo{}, fmt.Errorf("streams: describe group %q: %w", group, err)
+	}
+	if len(l.Members) == 0 && len(l.Lag) == 0 && (l.State == "Dead" || l.State == "") {
+		return GroupInfo{}, fmt.Errorf("streams: describe group %q: %w", group, ErrGroupNotFound)
+	}
+	info := GroupInfo{Name: group, State: l.State, Protocol: l.Protocol}
+	for _, m := range l.Members {
+		gm := GroupMember{MemberID: m.MemberID, ClientID: m.ClientID, Host: m.ClientHost, Assigned: map[string][]int32{}}
+		if c, ok := m.Assigned.AsConsumer(); ok {
+			for _, t := range c.Topics {
+				ps := slices.Clone(t.Partitions)
+				slices.Sort(ps)
+				gm.Assigned[t.Topic] = ps
+			}
+		}
+		info.Members = append(info.Members, gm)
+	}
+	for _, byPart := range l.Lag {
+		for _, ml := range byPart {
+			gp := GroupPartition{Topic: ml.Topic, Partition: ml.Partition, Committed: ml.Commit.At, End: ml.End.Offset, Lag: ml.Lag}
+			if ml.Member != nil {
+				gp.MemberID = ml.Member.MemberID
+			}
+			info.Partitions = append(info.Partitions, gp)
+		}
+	}
+	sort.Slice(info.Partitions, func(i, j int) bool {
+		pi, pj := info.Partitions[i], info.Partitions[j]
+		if pi.Topic != pj.Topic {
+			return pi.Topic < pj.Topic
+		}
+		return pi.Partition < pj.Partition
+	})
+	return info, nil
+}

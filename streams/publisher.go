@@ -1,0 +1,193 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ErrNoCodec is returned by PublishValue on a Publisher built without a Codec.
+var ErrNoCodec = errors.New("streams: publisher has no codec (use WithCodec)")
+
+// PublisherOption configures a Publisher.
+type PublisherOption func(*PublisherConfig)
+
+// PublisherConfig is what the options set. Its zero value is not usable alone:
+// it needs brokers or a client (Validate says which).
+type PublisherConfig struct {
+	Brokers       []string
+	Client        *kgo.Client // if set, the caller owns it and Close leaves it open
+	Codec         Codec
+	Linger        time.Duration
+	ClientOptions []kgo.Opt
+}
+
+// Validate reports a configuration that cannot work.
+func (c PublisherConfig) Validate() error {
+	if c.Client == nil && len(c.Brokers) == 0 {
+		return errors.New("streams: publisher needs brokers (WithBrokers) or a client (WithClient)")
+	}
+	if c.Client != nil && len(c.ClientOptions) > 0 {
+		return errors.New("streams: WithClientOptions has no effect with WithClient; configure the client you pass")
+	}
+	if c.Linger < 0 {
+		return fmt.Errorf("streams: negative linger %v", c.Linger)
+	}
+	return nil
+}
+
+// WithBrokers sets the seed brokers of the publisher's own client.
+func WithBrokers(brokers ...string) PublisherOption {
+	return func(c *PublisherConfig) { c.Brokers = brokers }
+}
+
+// WithClient publishes through an existing client, which the caller keeps
+// owning (Close does not close it).
+func WithClient(cl *kgo.Client) PublisherOption {
+	return func(c *PublisherConfig) { c.Client = cl }
+}
+
+// WithCodec sets the codec PublishValue encodes payloads with.
+func WithCodec(codec Codec) PublisherOption {
+	return func(c *PublisherConfig) { c.Codec = codec }
+}
+
+// WithLinger lets the client wait up to d to fill batches (default: none,
+// franz-go still batches whatever is buffered while a request is in flight).
+func WithLinger(d time.Duration) PublisherOption {
+	return func(c *PublisherConfig) { c.Linger = d }
+}
+
+// WithClientOptions adds franz-go options to the publisher's own client.
+func WithClientOptions(opts ...kgo.Opt) PublisherOption {
+	return func(c *PublisherConfig) { c.ClientOptions = append(c.ClientOptions, opts...) }
+}
+
+// Publisher produces recq records. Idempotence is on (franz-go's default,
+// never disabled here), so retries never duplicate or reorder records of a
+// partition.
+type Publisher struct {
+	cl        *kgo.Client
+	ownClient bool
+	codec     Codec
+}
+
+// NewPublisher builds a Publisher from opts.
+func NewPublisher(opts ...PublisherOption) (*Publisher, error) {
+	var cfg PublisherConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &Publisher{cl: cfg.Client, codec: cfg.Codec}
+	if p.cl == nil {
+		kopts := append([]kgo.Opt{kgo.ProducerLinger(cfg.Linger)}, cfg.ClientOptions...)
+		cl, err := NewClient(cfg.Brokers, kopts...)
+		if err != nil {
+			return nil, err
+		}
+		p.cl, p.ownClient = cl, true
+	}
+	return p, nil
+}
+
+// Client returns the underlying franz-go client.
+func (p *Publisher) Client() *kgo.Client { return p.cl }
+
+// RecordError is one record that could not be published.
+type RecordError struct {
+	Record *kgo.Record
+	Err    error
+}
+
+// PublishError reports the records of one Publish call that failed; the
+// others were published.
+type PublishError struct {
+	Failed []RecordError
+	Total  int
+}
+
+func (e *PublishError) Error() string {
+	f := e.Failed[0]
+	return fmt.Sprintf("streams: %d of %d records not published; first: topic %q key %q: %v",
+		len(e.Failed), e.Total, f.Record.Topic, f.Record.Key, f.Err)
+}
+
+// Unwrap exposes every record's error to errors.Is and errors.As.
+func (e *PublishError) Unwrap() []error {
+	errs := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		errs[i] = f.Err
+	}
+	return errs
+}
+
+// Publish stamps and produces recs and waits until each is acknowledged or
+// failed. It returns nil when all were acknowledged, or a *PublishError
+// listing the failed ones. Records are produced in order, so records with
+// the same key keep their order.
+func (p *Publisher) Publish(ctx context.Context, recs ...*kgo.Record) error {
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed []RecordError
+	)
+	wg.Add(len(recs))
+	for _, r := range recs {
+		p.PublishAsync(ctx, r, func(r *kgo.Record, err error) {
+			if err != nil {
+				mu.Lock()
+				failed = append(failed, RecordError{Record: r, Err: err})
+				mu.Unlock()
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	if len(failed) > 0 {
+		return &PublishError{Failed: failed, Total: len(recs)}
+	}
+	return nil
+}
+
+// PublishAsync stamps r and buffers it for producing; done (which may be nil)
+// is called once with the outcome, from a client goroutine, so it must not
+// block. Cancelling ctx before the record is sent fails it with ctx's error.
+func (p *Publisher) PublishAsync(ctx context.Context, r *kgo.Record, done func(*kgo.Record, error)) {
+	Stamp(ctx, r)
+	p.cl.Produce(ctx, r, done)
+}
+
+// PublishValue encodes v with the publisher's codec and publishes it
+// synchronously to topic with key, setting the recq-type header.
+func (p *Publisher) PublishValue(ctx context.Context, topic, key string, v any) error {
+	if p.codec == nil {
+		return ErrNoCodec
+	}
+	val, typ, err := p.codec.Encode(ctx, topic, v)
+	if err != nil {
+		return fmt.Errorf("streams: encode %T for topic %q: %w", v, topic, err)
+	}
+	r := &kgo.Record{Topic: topic, Key: []byte(key), Value: val}
+	SetHeader(r, HeaderType, typ)
+	return p.Publish(ctx, r)
+}
+
+// Flush waits until every buffered record is acknowledged or failed.
+func (p *Publisher) Flush(ctx context.Context) error { return p.cl.Flush(ctx) }
+
+// Close flushes what is buffered (bounded by ctx) and closes the client if the
+// publisher created it.
+func (p *Publisher) Close(ctx context.Context) error {
+	err := p.Flush(ctx)
+	if p.ownClient {
+		p.cl.Close()
+	}
+	return err
+}
