@@ -436,6 +436,7 @@ func TestReadUntilEndStopsAfterTransactions(t *testing.T) {
 	if n := len(read(streams.ReadFrom(streams.FromEnd()))); n != 0 {
 		t.Fatalf("from end: %d records", n)
 	}
+	// A group that does not exist yet reads from --from.
 	if n := len(read(streams.ReadGroup("g1"))); n != 8 {
 		t.Fatalf("group first pass: %d records", n)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -197,7 +198,8 @@ func (r *Reader) bounds(ctx context.Context) (map[string]map[int32]*span, error)
 	}
 	var committed kadm.OffsetResponses
 	if r.cfg.Group != "" {
-		if committed, err = adm.FetchOffsets(ctx, r.cfg.Group); err != nil {
+		// A group that never committed may not exist yet: no commits, not an error.
+		if committed, err = adm.FetchOffsets(ctx, r.cfg.Group); err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
 			return nil, fmt.Errorf("streams: committed offsets of group %q: %w", r.cfg.Group, err)
 		}
 	}

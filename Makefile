@@ -1,0 +1,34 @@
+# recq — the two commands a newcomer needs are `make run` and `make test`.
+GO      ?= go
+BIN     := bin/recq
+PKGS    := ./...
+
+.PHONY: build run test deps bench lint clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/recq
+
+## run: start the embedded dev platform (Kafka-protocol broker) on 127.0.0.1:9092
+run: build
+	./$(BIN) dev
+
+## test: vet, then every test (unit, broker-over-TCP and integration) with -race
+test: deps
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
+	$(GO) test -race -timeout 15m $(PKGS)
+
+## deps: install what the tests run against (kcat, redis-server) when missing
+deps:
+	@scripts/deps.sh
+
+## bench: the benchmarks recorded in BENCHMARKS.md
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./streams/
+
+lint:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
+
+clean:
+	rm -rf bin .recq

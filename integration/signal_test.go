@@ -1,0 +1,8 @@
+package integration
+
+import "syscall"
+
+const (
+	sigint  = syscall.SIGINT
+	sigterm = syscall.SIGTERM
+)
