@@ -1,0 +1,84 @@
+package schema
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Sentinel errors. Every error the package returns wraps at most one of them
+// with %w, so callers branch with errors.Is and show the message as is.
+var (
+	// ErrSchemaNotRegistered: auto-registration is off and the registry has no
+	// such schema under the subject.
+	ErrSchemaNotRegistered = errors.New("schema not registered")
+	// ErrUnknownSchemaID: a framed value names a schema id the registry does
+	// not know.
+	ErrUnknownSchemaID = errors.New("unknown schema id")
+	// ErrNotFramed: the bytes do not start with the Confluent wire-format
+	// header (magic byte 0 and a 4-byte schema id).
+	ErrNotFramed = errors.New("not Confluent-framed")
+	// ErrIncompatible: two schemas, or a schema and a Go type, do not fit
+	// together: the registry refused a new version, a writer schema cannot be
+	// read with the reader's, or a supplied .avsc does not match its Go type.
+	ErrIncompatible = errors.New("incompatible schema")
+	// ErrInvalidValue: a value (Go or JSON) does not fit its schema. The error
+	// is a *FieldError naming the field when the problem is inside a record.
+	ErrInvalidValue = errors.New("invalid value")
+	// ErrUnsupportedType: a Go type has no Avro mapping (channels, funcs,
+	// interfaces, complex numbers, maps with non-string keys, ...), or a
+	// registry schema uses a feature the serde does not handle.
+	ErrUnsupportedType = errors.New("unsupported type")
+	// ErrMalformed: the Avro payload is corrupt or truncated.
+	ErrMalformed = errors.New("malformed Avro data")
+)
+
+// FieldError locates a problem inside a record: Field is a path such as
+// `address.city`, `tags[2]` or `labels["k"]`. It unwraps to the cause, which
+// wraps one of the sentinel errors.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("field %q: %v", e.Field, e.Err) }
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// inField prefixes err's path with a record field name. Errors are wrapped as
+// they unwind, so the hot path builds no path strings unless something fails.
+func inField(name string, err error) error { return prefixPath(name, err) }
+
+// inIndex prefixes err's path with an array index.
+func inIndex(i int, err error) error { return prefixPath("["+strconv.Itoa(i)+"]", err) }
+
+// inKey prefixes err's path with a map key.
+func inKey(k string, err error) error { return prefixPath("["+strconv.Quote(k)+"]", err) }
+
+func prefixPath(seg string, err error) error {
+	fe, ok := err.(*FieldError)
+	if !ok {
+		return &FieldError{Field: seg, Err: err}
+	}
+	if !strings.HasPrefix(fe.Field, "[") {
+		seg += "."
+	}
+	return &FieldError{Field: seg + fe.Field, Err: fe.Err}
+}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidValue}, args...)...)
+}
+
+func incompatible(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrIncompatible}, args...)...)
+}
+
+func unsupported(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrUnsupportedType}, args...)...)
+}
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+}
