@@ -161,4 +161,3 @@ func newTopicDeleteCmd(g *globals) *cobra.Command {
 		},
 	}
 }
-
