@@ -6,12 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"os"
 	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/recq/recq/schema"
 	"github.com/recq/recq/streams"
 )
 
@@ -30,6 +32,10 @@ func newConsumeCmd(g *globals) *cobra.Command {
   {"topic","partition","offset","timestamp","key","headers","value"}
 Keys and values that are JSON are embedded as JSON, other UTF-8 as strings,
 anything else as base64 (with "key_encoding"/"value_encoding": "base64").
+When a schema registry is configured (--registry or $RECQ_REGISTRY),
+Confluent-framed Avro values are decoded to JSON with their writer's schema;
+one that cannot be decoded (unknown schema id, corrupt bytes) is shown as
+base64 with "value_error" saying why.
 With --format raw only the values are printed, one per line.
 
 Without --follow, recq consume stops at the end the topic had when it
@@ -61,6 +67,18 @@ one) and commits what it printed. Only committed transactions are shown.`,
 			if err != nil {
 				return err
 			}
+			var decode func(context.Context, []byte) ([]byte, error)
+			if cmd.Flags().Changed("registry") || os.Getenv("RECQ_REGISTRY") != "" {
+				cl, err := g.registryClient(cmd.Context())
+				if err != nil {
+					return err
+				}
+				serde, err := schema.NewSerde(cl)
+				if err != nil {
+					return err
+				}
+				decode = func(ctx context.Context, b []byte) ([]byte, error) { return serde.DecodeJSON(ctx, b, false) }
+			}
 			opts := []streams.ReaderOption{streams.ReadTopics(topic), streams.ReadFrom(start)}
 			if group != "" {
 				opts = append(opts, streams.ReadGroup(group))
@@ -86,7 +104,7 @@ one) and commits what it printed. Only committed transactions are shown.`,
 					if format == "raw" {
 						out.Write(r.Value)
 						out.WriteByte('\n')
-					} else if err := enc.Encode(jsonRecord(r)); err != nil {
+					} else if err := enc.Encode(jsonRecord(cmd.Context(), r, decode)); err != nil {
 						return err
 					}
 				}
@@ -123,6 +141,10 @@ func commit(rd *streams.Reader, recs []*kgo.Record) error {
 	return rd.Commit(ctx, recs...)
 }
 
+// framed reports whether b looks like Confluent wire format: magic byte 0
+// and a 4-byte schema id.
+func framed(b []byte) bool { return len(b) >= 5 && b[0] == 0 }
+
 type recordJSON struct {
 	Topic         string            `json:"topic"`
 	Partition     int32             `json:"partition"`
@@ -133,9 +155,10 @@ type recordJSON struct {
 	Headers       map[string]string `json:"headers"`
 	Value         json.RawMessage   `json:"value"`
 	ValueEncoding string            `json:"value_encoding,omitempty"`
+	ValueError    string            `json:"value_error,omitempty"`
 }
 
-func jsonRecord(r *kgo.Record) recordJSON {
+func jsonRecord(ctx context.Context, r *kgo.Record, decode func(context.Context, []byte) ([]byte, error)) recordJSON {
 	out := recordJSON{
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
 		Timestamp: r.Timestamp.UTC().Format(time.RFC3339Nano),
@@ -143,6 +166,13 @@ func jsonRecord(r *kgo.Record) recordJSON {
 	}
 	out.Key, out.KeyEncoding = embed(r.Key)
 	out.Value, out.ValueEncoding = embed(r.Value)
+	if decode != nil && framed(r.Value) {
+		if v, err := decode(ctx, r.Value); err != nil {
+			out.ValueError = registryErr(err).Error()
+		} else {
+			out.Value, out.ValueEncoding = v, ""
+		}
+	}
 	for _, h := range r.Headers {
 		out.Headers[h.Key] = string(h.Value)
 	}

@@ -15,12 +15,14 @@ import (
 
 func newDevCmd() *cobra.Command {
 	var cfg broker.Config
+	reg := registryConfig{addrFlag: "--registry-addr"}
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the embedded dev platform: a persistent Kafka-protocol broker",
 		Long: `Run everything a developer needs in one process, with no services installed:
 a Kafka-protocol broker (franz-go's kfake) that any Kafka client can use
-(kcat, librdkafka, kafkajs, franz-go).
+(kcat, librdkafka, kafkajs, franz-go), and the schema registry
+(Confluent-compatible REST API, data on the broker's _schemas topic).
 
 Records, topics and committed group offsets are kept under --data-dir and
 survive a restart. Without --sync-writes, data survives a killed process
@@ -28,7 +30,7 @@ survive a restart. Without --sync-writes, data survives a killed process
 
 Ctrl-C (SIGINT) or SIGTERM saves state and stops cleanly.`,
 		Example: `  recq dev
-  recq dev --broker-addr 127.0.0.1:19092 --data-dir /tmp/recq`,
+  recq dev --broker-addr 127.0.0.1:19092 --registry-addr 127.0.0.1:18081 --data-dir /tmp/recq`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			unlock, err := lockDataDir(cfg.DataDir)
@@ -43,12 +45,19 @@ Ctrl-C (SIGINT) or SIGTERM saves state and stops cleanly.`,
 			if err != nil {
 				return err
 			}
+			defer b.Close()
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "recq dev: Kafka broker listening on %s (data in %s)\n", b.Addr(), cfg.DataDir)
-			fmt.Fprintf(out, "recq dev: connect with --brokers %s or: export RECQ_BROKERS=%s\n", b.Addr(), b.Addr())
+			r, err := startRegistry(cmd.Context(), reg, []string{b.Addr()})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "recq dev: schema registry serving %s\n", r.url)
+			fmt.Fprintf(out, "recq dev: connect with: export RECQ_BROKERS=%s RECQ_REGISTRY=%s\n", b.Addr(), r.url)
 			fmt.Fprintln(out, "recq dev: ready; Ctrl-C to stop")
 			<-cmd.Context().Done()
 			fmt.Fprintln(out, "recq dev: shutting down")
+			r.stop()
 			b.Close()
 			fmt.Fprintln(out, "recq dev: stopped")
 			return nil
@@ -57,6 +66,8 @@ Ctrl-C (SIGINT) or SIGTERM saves state and stops cleanly.`,
 	cmd.Flags().StringVar(&cfg.Addr, "broker-addr", "127.0.0.1:9092", "host:port the broker listens on")
 	cmd.Flags().StringVar(&cfg.DataDir, "data-dir", filepath.Join(".recq", "data"), "directory for the broker's persistent data")
 	cmd.Flags().BoolVar(&cfg.SyncWrites, "sync-writes", false, "fsync every write (slower; survives power loss)")
+	cmd.Flags().StringVar(&reg.addr, "registry-addr", "127.0.0.1:8081", "host:port the schema registry listens on")
+	reg.flags(cmd)
 	return cmd
 }
 

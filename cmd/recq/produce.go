@@ -2,13 +2,16 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/recq/recq/schema"
 	"github.com/recq/recq/streams"
 )
 
@@ -22,6 +25,7 @@ func newProduceCmd(g *globals) *cobra.Command {
 		value   string
 		headers []string
 		format  string
+		subject string
 	)
 	cmd := &cobra.Command{
 		Use:   "produce TOPIC",
@@ -32,10 +36,13 @@ recq envelope: a message id (recq-id) and a correlation id.
 
 With --format json every value must be a JSON document; the whole input is
 checked first and nothing is produced if any line is not JSON (the error names
-the first bad line). recq produce exits only after every record is
-acknowledged by the broker.`,
+the first bad line). With --subject every line is a JSON object encoded as
+Confluent-framed Avro with that subject's latest schema; a line that does not
+fit the schema stops the whole input, again before anything is produced.
+recq produce exits only after every record is acknowledged by the broker.`,
 		Example: `  recq produce orders --key order-1 --value '{"total":12}'
-  cat events.jsonl | recq produce orders --format json --header source=import`,
+  cat events.jsonl | recq produce orders --format json --header source=import
+  echo '{"id":"o-1","total":12}' | recq produce orders --subject orders-shop.OrderPlaced`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if format != "raw" && format != "json" {
@@ -51,11 +58,16 @@ acknowledged by the broker.`,
 			} else if values, err = readLines(cmd.InOrStdin()); err != nil {
 				return err
 			}
-			if format == "json" {
+			if format == "json" || subject != "" {
 				for i, v := range values {
 					if !json.Valid(v) {
 						return fmt.Errorf("line %d is not valid JSON (nothing was produced): %.80q", i+1, v)
 					}
+				}
+			}
+			if subject != "" {
+				if values, err = encodeAvro(cmd.Context(), g, subject, values); err != nil {
+					return err
 				}
 			}
 			topic := a[0]
@@ -81,6 +93,10 @@ acknowledged by the broker.`,
 				for k, hv := range hdrs {
 					streams.SetHeader(r, k, hv)
 				}
+				// TopicRecordNameStrategy: the subject names the payload type.
+				if typ, ok := strings.CutPrefix(subject, topic+"-"); ok {
+					streams.SetHeader(r, streams.HeaderType, typ)
+				}
 				recs[i] = r
 			}
 			if err := p.Publish(cmd.Context(), recs...); err != nil {
@@ -94,7 +110,28 @@ acknowledged by the broker.`,
 	cmd.Flags().StringVarP(&value, "value", "v", "", "the value of a single record (else: one record per stdin line)")
 	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "record header key=value (repeatable)")
 	cmd.Flags().StringVarP(&format, "format", "f", "raw", "value format: raw (any bytes) or json (validated)")
+	cmd.Flags().StringVarP(&subject, "subject", "s", "", "encode each JSON line as Avro with this subject's latest schema")
 	return cmd
+}
+
+// encodeAvro encodes every JSON line with subject's latest schema, or fails
+// naming the first line that does not fit.
+func encodeAvro(ctx context.Context, g *globals, subject string, lines [][]byte) ([][]byte, error) {
+	cl, err := g.registryClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	serde, err := schema.NewSerde(cl)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(lines))
+	for i, l := range lines {
+		if out[i], err = serde.EncodeJSON(ctx, subject, l); err != nil {
+			return nil, fmt.Errorf("line %d does not fit subject %s (nothing was produced): %w", i+1, subject, registryErr(err))
+		}
+	}
+	return out, nil
 }
 
 func readLines(r io.Reader) ([][]byte, error) {

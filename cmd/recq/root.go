@@ -27,8 +27,9 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 
 // globals are the flags every command shares.
 type globals struct {
-	brokers string
-	timeout time.Duration
+	brokers  string
+	registry string
+	timeout  time.Duration
 }
 
 func newRootCmd() *cobra.Command {
@@ -56,9 +57,15 @@ The broker comes from --brokers, else $RECQ_BROKERS, else ` + defaultBrokers + `
 		brokers = defaultBrokers
 	}
 	root.PersistentFlags().StringVar(&g.brokers, "brokers", brokers, "comma-separated Kafka bootstrap brokers (env RECQ_BROKERS)")
+	registry := os.Getenv("RECQ_REGISTRY")
+	if registry == "" {
+		registry = defaultRegistry
+	}
+	root.PersistentFlags().StringVar(&g.registry, "registry", registry, "schema registry URL (env RECQ_REGISTRY)")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 10*time.Second, "how long an admin request may take before recq gives up")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newDevCmd(), newTopicCmd(g), newProduceCmd(g), newConsumeCmd(g), newGroupsCmd(g))
+	root.AddCommand(newDevCmd(), newTopicCmd(g), newProduceCmd(g), newConsumeCmd(g), newGroupsCmd(g),
+		newSchemaCmd(g), newRegistryCmd(g))
 	return root
 }
 

@@ -137,8 +137,9 @@ func Run(t testing.TB, stdin, bin string, args ...string) Result {
 // Dev is a `recq dev` subprocess.
 type Dev struct {
 	*Proc
-	Addr    string
-	DataDir string
+	Addr     string // the broker
+	Registry string // the schema registry's URL
+	DataDir  string
 }
 
 // StartDev starts the built recq binary's dev command on a free port with
@@ -152,6 +153,7 @@ func StartDev(t testing.TB, dataDir string) *Dev {
 // instance used, so clients that knew it reconnect.
 func RestartDev(t testing.TB, addr, dataDir string) *Dev {
 	t.Helper()
-	p := Start(t, "recq dev: ready", Recq(t), "dev", "--broker-addr", addr, "--data-dir", dataDir)
-	return &Dev{Proc: p, Addr: addr, DataDir: dataDir}
+	reg := FreeAddr(t)
+	p := Start(t, "recq dev: ready", Recq(t), "dev", "--broker-addr", addr, "--registry-addr", reg, "--data-dir", dataDir)
+	return &Dev{Proc: p, Addr: addr, Registry: "http://" + reg, DataDir: dataDir}
 }

@@ -25,7 +25,10 @@
 // twice. Aborted attempts leave only markers and NOOPs, which change nothing,
 // so losers never invalidate each other (no livelock). A writer that dies
 // mid-transaction holds the others for at most the transaction timeout
-// (10 s), after which the broker aborts it.
+// (10 s), after which the broker aborts it. A Write returns only once its
+// records are below the last stable offset, i.e. visible to every reader
+// (a later claim can sit between a writer's NOOP and its data until that
+// claim ends).
 //
 // Positions are Kafka offsets. They skip transaction markers and aborted
 // records, which the contract allows (positions need not be dense).
@@ -34,6 +37,7 @@ package kafkastore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -105,8 +109,10 @@ func Open(ctx context.Context, brokers []string, topic string) (*Store, error) {
 	// would cost a connection and a metadata round trip each time.
 	s.rd, err = streams.NewClient(brokers,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{}),
-		// Commit markers take offsets too; seeing them tells the reader it
-		// passed the last offset of a range that ends in a transaction.
+		// readRange resolves transactions itself from their markers: a
+		// read-committed fetch of a range holding only aborted records
+		// returns nothing at all, so the reader could not tell it is done.
+		kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
 		kgo.KeepControlRecords())
 	if err != nil {
 		cl.Close()
@@ -168,24 +174,57 @@ func (s *Store) Read(ctx context.Context, from int64) ([]registry.Record, int64,
 	return out, end, err
 }
 
-// readRange returns the committed records in [from, end), NOOPs included;
-// end must not be above the last stable offset.
+// readRange returns the committed records in [from, end), NOOPs included.
+// Every transaction that wrote below end must have ended (end is at most
+// the last stable offset), so its marker exists, possibly past end: the
+// reader reads on until every transaction it saw below end is decided.
 func (s *Store) readRange(ctx context.Context, from, end int64) ([]registry.Record, error) {
 	s.readMu.Lock()
 	defer s.readMu.Unlock()
 	s.rd.AddConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: {0: kgo.NewOffset().At(from)}})
 	defer s.rd.RemoveConsumePartitions(map[string][]int32{s.topic: {0}})
-	var out []registry.Record
-	for next := from; next < end; {
+	type entry struct {
+		rec      registry.Record
+		pid      int64
+		decided  bool
+		included bool
+	}
+	var (
+		entries []entry
+		open    = map[int64]bool{} // producers with undecided records below end
+	)
+	for next := from; next < end || len(open) > 0; {
 		fs := s.rd.PollFetches(ctx)
 		if err := fs.Err0(); err != nil {
 			return nil, fmt.Errorf("kafkastore: read %q from %d: %w", s.topic, from, err)
 		}
 		for _, r := range fs.Records() {
 			next = max(next, r.Offset+1)
-			if r.Offset < end && !r.Attrs.IsControl() {
-				out = append(out, registry.Record{Key: r.Key, Value: r.Value})
+			switch {
+			case r.Attrs.IsControl():
+				if !open[r.ProducerID] {
+					continue
+				}
+				commit := len(r.Key) >= 4 && binary.BigEndian.Uint16(r.Key[2:4]) == 1
+				for i := range entries {
+					if e := &entries[i]; !e.decided && e.pid == r.ProducerID {
+						e.decided, e.included = true, commit
+					}
+				}
+				delete(open, r.ProducerID)
+			case r.Offset >= end:
+			case r.Attrs.IsTransactional():
+				entries = append(entries, entry{rec: registry.Record{Key: r.Key, Value: r.Value}, pid: r.ProducerID})
+				open[r.ProducerID] = true
+			default:
+				entries = append(entries, entry{rec: registry.Record{Key: r.Key, Value: r.Value}, decided: true, included: true})
 			}
+		}
+	}
+	var out []registry.Record
+	for _, e := range entries {
+		if e.included {
+			out = append(out, e.rec)
 		}
 	}
 	return out, nil
@@ -273,6 +312,16 @@ func (s *Store) write(ctx context.Context, cl *kgo.Client, at int64, records []r
 	}
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		return fmt.Errorf("kafkastore: commit: %w", err)
+	}
+	// A later claim may have taken an offset between our NOOP and our data;
+	// until it ends, the stable offset hides our records. The contract says
+	// a successful Write is visible to every Read, so wait for that.
+	last := noop.Offset
+	if len(recs) > 0 {
+		last = recs[len(recs)-1].Offset
+	}
+	if err := s.awaitStable(ctx, last+1); err != nil {
+		return fmt.Errorf("kafkastore: committed, but not yet visible: %w", err)
 	}
 	return nil
 }
