@@ -30,31 +30,47 @@ func MessageFromContext(ctx context.Context) (Envelope, bool) {
 // correlation and causation ids of the message being handled (see the package
 // documentation). Headers already set on r win, so callers can override.
 func Stamp(ctx context.Context, r *kgo.Record) {
-	if cap(r.Headers)-len(r.Headers) < 2 {
-		// Room for id and correlation id at once: one allocation, not two growths.
+	handled, _ := MessageFromContext(ctx)
+	_, hasID := Header(r, HeaderID)
+	_, hasCorr := Header(r, HeaderCorrelationID)
+	_, hasCause := Header(r, HeaderCausationID)
+	_, hasCtx := Header(r, HeaderContext)
+	// Every value this adds lives in one buffer and the headers grow once:
+	// two allocations per record, whatever is added. Header values are
+	// never mutated, so sharing one backing array is safe.
+	buf := make([]byte, 0, idLen+len(handled.CorrelationID)+len(handled.ID)+len(handled.Context))
+	if cap(r.Headers)-len(r.Headers) < 4 {
 		r.Headers = append(make([]kgo.RecordHeader, 0, len(r.Headers)+4), r.Headers...)
 	}
+	add := func(key string, value []byte) {
+		r.Headers = append(r.Headers, kgo.RecordHeader{Key: key, Value: value})
+	}
 	var id []byte
-	if v, ok := Header(r, HeaderID); ok {
+	if hasID {
+		v, _ := Header(r, HeaderID)
 		id = []byte(v)
 	} else {
-		id = newID()
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderID, Value: id})
+		buf = appendID(buf)
+		id = buf[len(buf)-idLen:]
+		add(HeaderID, id)
 	}
-	handled, _ := MessageFromContext(ctx)
-	if _, ok := Header(r, HeaderCorrelationID); !ok {
-		corr := id // a new flow: header values are never mutated, so sharing is safe
-		if handled.CorrelationID != "" {
-			corr = []byte(handled.CorrelationID)
-		} else if handled.ID != "" {
-			corr = []byte(handled.ID)
+	if !hasCorr {
+		corr := id // a new flow: its correlation id is its first message's id
+		if c := handled.CorrelationID; c != "" {
+			buf = append(buf, c...)
+			corr = buf[len(buf)-len(c):]
+		} else if c := handled.ID; c != "" {
+			buf = append(buf, c...)
+			corr = buf[len(buf)-len(c):]
 		}
-		r.Headers = append(r.Headers, kgo.RecordHeader{Key: HeaderCorrelationID, Value: corr})
+		add(HeaderCorrelationID, corr)
 	}
-	if _, ok := Header(r, HeaderCausationID); !ok && handled.ID != "" {
-		SetHeader(r, HeaderCausationID, handled.ID)
+	if c := handled.ID; !hasCause && c != "" {
+		buf = append(buf, c...)
+		add(HeaderCausationID, buf[len(buf)-len(c):])
 	}
-	if _, ok := Header(r, HeaderContext); !ok && handled.Context != "" {
-		SetHeader(r, HeaderContext, handled.Context)
+	if c := handled.Context; !hasCtx && c != "" {
+		buf = append(buf, c...)
+		add(HeaderContext, buf[len(buf)-len(c):])
 	}
 }

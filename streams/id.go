@@ -9,20 +9,29 @@ import (
 
 // NewID returns a new message id: a UUIDv7 (RFC 9562), so ids sort by
 // creation time.
-func NewID() string { return string(newID()) }
+func NewID() string { return string(appendID(nil)) }
+
+// idLen is the length of a UUID's text form.
+const idLen = 36
+
+// epoch pairs a wall-clock reading with the monotonic clock, so an id's
+// millisecond needs only the cheaper monotonic read (time.Since) instead of
+// a full time.Now. Ids of a long-running process drift with the monotonic
+// clock rather than jump with wall-clock corrections, which ordering wants.
+var epoch = time.Now()
 
 // lastStamp holds the last (unix milliseconds << 12 | sequence) handed out, so
 // ids from one process strictly increase even within a millisecond (RFC 9562,
 // method 1: a 12-bit counter in rand_a).
 var lastStamp atomic.Uint64
 
-// newID returns a UUIDv7 in its 36-byte text form, built straight into the
-// slice a header value needs, so stamping a record costs one allocation. The
-// 62 random bits come from the runtime's ChaCha8 generator, which is seeded
-// from the system's random source: unique across processes without a lock or
-// a syscall per id.
-func newID() []byte {
-	now := uint64(time.Now().UnixMilli()) << 12
+// appendID appends a UUIDv7 in its 36-byte text form to b, so stamping can
+// build every header value of a record in one buffer. The 62 random bits
+// come from the runtime's ChaCha8 generator, which is seeded from the
+// system's random source: unique across processes without a lock or a
+// syscall per id.
+func appendID(b []byte) []byte {
+	now := uint64(epoch.UnixMilli()+time.Since(epoch).Milliseconds()) << 12
 	var stamp uint64
 	for {
 		last := lastStamp.Load()
@@ -39,15 +48,17 @@ func newID() []byte {
 	u[8] = 0x80 | byte(r>>56)&0x3f // variant 10
 	u[9], u[10], u[11], u[12], u[13], u[14], u[15] = byte(r>>48), byte(r>>40), byte(r>>32), byte(r>>24), byte(r>>16), byte(r>>8), byte(r)
 
-	b := make([]byte, 36)
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:])
+	n := len(b)
+	b = append(b, make([]byte, idLen)...)
+	id := b[n:]
+	hex.Encode(id[0:8], u[0:4])
+	id[8] = '-'
+	hex.Encode(id[9:13], u[4:6])
+	id[13] = '-'
+	hex.Encode(id[14:18], u[6:8])
+	id[18] = '-'
+	hex.Encode(id[19:23], u[8:10])
+	id[23] = '-'
+	hex.Encode(id[24:], u[10:])
 	return b
 }
