@@ -178,6 +178,9 @@ func (a *Admin) DescribeTopic(ctx context.Context, name string) (TopicInfo, erro
 		return TopicInfo{}, fmt.Errorf("streams: describe topic %q: configs: %w", name, err)
 	}
 	for _, rc := range rcs {
+		if rc.Err != nil {
+			return TopicInfo{}, fmt.Errorf("streams: describe topic %q: configs: %w", name, rc.Err)
+		}
 		for _, c := range rc.Configs {
 			if c.Value != nil && c.Source == 1 { // DYNAMIC_TOPIC_CONFIG: set on this topic
 				info.Configs[c.Key] = *c.Value

@@ -444,3 +444,63 @@ func TestReadUntilEndStopsAfterTransactions(t *testing.T) {
 		t.Fatalf("group second pass must resume after its commits, read %d", n)
 	}
 }
+
+// A range ending in an aborted transaction whose marker lies behind another,
+// still open, transaction: the reader must finish without waiting for the
+// open one, and must not return what the open one commits later.
+func TestReadUntilEndAbortedTailBeforeOpenTransaction(t *testing.T) {
+	addr := testenv.Kafka(t)
+	testenv.Topic(t, addr, "tail", 1)
+	ctx := ctxT(t)
+	p := newPublisher(t, addr)
+	if err := p.Publish(ctx, &kgo.Record{Topic: "tail", Value: []byte("plain")}); err != nil {
+		t.Fatal(err)
+	}
+	a := testenv.Client(t, addr, kgo.TransactionalID("a"))
+	b := testenv.Client(t, addr, kgo.TransactionalID("b"))
+	for _, cl := range []*kgo.Client{a, b} {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.ProduceSync(ctx, &kgo.Record{Topic: "tail", Value: []byte("aborted")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ProduceSync(ctx, &kgo.Record{Topic: "tail", Value: []byte("later")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+
+	rd, err := streams.NewReader([]string{addr}, streams.ReadTopics("tail"), streams.ReadUntilEnd())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	quick, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var got []string
+	for {
+		recs, err := rd.Poll(quick)
+		for _, r := range recs {
+			got = append(got, string(r.Value))
+		}
+		if errors.Is(err, streams.ErrEndReached) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("reader did not finish while another transaction is open: %v (got %v)", err, got)
+		}
+		if len(got) > 0 && got[len(got)-1] == "plain" {
+			// Commit the open transaction now: what it wrote lies after
+			// the end the reader started with and must not appear.
+			if err := b.EndTransaction(ctx, kgo.TryCommit); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(got) != 1 || got[0] != "plain" {
+		t.Fatalf("want only the plain record, got %v", got)
+	}
+}

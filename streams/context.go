@@ -39,9 +39,9 @@ func Stamp(ctx context.Context, r *kgo.Record) {
 	// two allocations per record, whatever is added. Header values are
 	// never mutated, so sharing one backing array is safe.
 	buf := make([]byte, 0, idLen+len(handled.CorrelationID)+len(handled.ID)+len(handled.Context))
-	if cap(r.Headers)-len(r.Headers) < 4 {
-		r.Headers = append(make([]kgo.RecordHeader, 0, len(r.Headers)+4), r.Headers...)
-	}
+	// Always a new slice: appending in place could write into the spare
+	// capacity of a headers slice that other records share.
+	r.Headers = append(make([]kgo.RecordHeader, 0, len(r.Headers)+4), r.Headers...)
 	add := func(key string, value []byte) {
 		r.Headers = append(r.Headers, kgo.RecordHeader{Key: key, Value: value})
 	}

@@ -84,7 +84,9 @@ func ReadEnvelope(r *kgo.Record) (Envelope, error) {
 		}
 		for _, f := range fs {
 			if f.name == h.Key {
-				*f.val = string(h.Value)
+				if *f.val == "" { // the first header of a name wins, as in Header
+					*f.val = string(h.Value)
+				}
 				break
 			}
 		}

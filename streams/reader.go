@@ -128,8 +128,9 @@ func ReadFrom(s StartAt) ReaderOption { return func(c *ReaderConfig) { c.From = 
 
 // ReadUntilEnd makes Poll return ErrEndReached once every partition of the
 // topics has been read up to the end it had when reading started (its last
-// stable offset, so open transactions do not keep the reader waiting). With a
-// group, it assumes this reader is the group's only member.
+// stable offset, so transactions still open then do not keep the reader
+// waiting), returning only committed records below that end. With a group,
+// it assumes this reader is the group's only member.
 func ReadUntilEnd() ReaderOption { return func(c *ReaderConfig) { c.UntilEnd = true } }
 
 // ReadClientOptions adds franz-go options to the reader's client.
@@ -146,8 +147,12 @@ type Reader struct {
 	left map[string]map[int32]*span // ReadUntilEnd: what is left to read; nil until the first Poll
 }
 
-// span is a partition's remaining range [next, end).
-type span struct{ next, end int64 }
+// span is a partition's remaining range [next, end), and the filter that
+// decides its transactions.
+type span struct {
+	next, end int64
+	committed CommittedFilter
+}
 
 // NewReader builds a reader for brokers.
 func NewReader(brokers []string, opts ...ReaderOption) (*Reader, error) {
@@ -163,9 +168,10 @@ func NewReader(brokers []string, opts ...ReaderOption) (*Reader, error) {
 		kopts = append(kopts, kgo.ConsumerGroup(cfg.Group), kgo.DisableAutoCommit())
 	}
 	if cfg.UntilEnd {
-		// Commit markers take offsets too; seeing them is how a reader knows
-		// it passed the last offset when a topic ends in a transaction.
-		kopts = append(kopts, kgo.KeepControlRecords())
+		// To know it has passed the end, the reader must see every offset:
+		// it reads uncommitted with markers and decides transactions itself
+		// (CommittedFilter), returning only committed records.
+		kopts = append(kopts, kgo.FetchIsolationLevel(kgo.ReadUncommitted()), kgo.KeepControlRecords())
 	}
 	cl, err := NewClient(brokers, append(kopts, cfg.ClientOptions...)...)
 	if err != nil {
@@ -232,11 +238,12 @@ func (r *Reader) bounds(ctx context.Context) (map[string]map[int32]*span, error)
 	return left, nil
 }
 
-// ended reports whether every partition has been read to its end.
+// ended reports whether every partition has been read to its end and every
+// transaction seen below it decided.
 func (r *Reader) ended() bool {
 	for _, ps := range r.left {
 		for _, s := range ps {
-			if s.next < s.end {
+			if s.next < s.end || s.committed.Undecided() {
 				return false
 			}
 		}
@@ -282,19 +289,22 @@ func (r *Reader) Poll(ctx context.Context) ([]*kgo.Record, error) {
 	return recs, errors.Join(errs...)
 }
 
-// advance moves the remaining ranges past recs and drops control records,
-// which only ReadUntilEnd asks for.
+// advance moves the remaining ranges past recs and returns the committed
+// records below each partition's end.
 func (r *Reader) advance(recs []*kgo.Record) []*kgo.Record {
-	data := recs[:0]
+	var out []*kgo.Record
 	for _, rec := range recs {
-		if s := r.left[rec.Topic][rec.Partition]; s != nil {
-			s.next = max(s.next, rec.Offset+1)
+		s := r.left[rec.Topic][rec.Partition]
+		if s == nil {
+			continue
 		}
-		if !rec.Attrs.IsControl() {
-			data = append(data, rec)
+		s.next = max(s.next, rec.Offset+1)
+		if rec.Offset >= s.end && !rec.Attrs.IsControl() {
+			continue // arrived after the reader started; markers still decide
 		}
+		out = append(out, s.committed.Add(rec)...)
 	}
-	return data
+	return out
 }
 
 // Commit commits the offsets after recs for the reader's group (a no-op for

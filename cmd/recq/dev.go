@@ -38,6 +38,7 @@ Ctrl-C (SIGINT) or SIGTERM saves state and stops cleanly.`,
 				return err
 			}
 			defer unlock()
+			cfg.Log = cmd.ErrOrStderr()
 			b, err := broker.Start(cfg)
 			if errors.Is(err, broker.ErrAddrInUse) {
 				return fmt.Errorf("broker address %s is already in use (another recq dev or Kafka?); choose another with --broker-addr", cfg.Addr)

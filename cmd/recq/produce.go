@@ -79,7 +79,10 @@ recq produce exits only after every record is acknowledged by the broker.`,
 			if err := requireTopics(ctx, adm, topic); err != nil {
 				return err
 			}
-			p, err := streams.NewPublisher(streams.WithBrokers(g.brokerList()...))
+			// A broker that dies mid-way fails the records instead of
+			// leaving recq produce retrying forever.
+			p, err := streams.NewPublisher(streams.WithBrokers(g.brokerList()...),
+				streams.WithClientOptions(kgo.RecordDeliveryTimeout(g.timeout)))
 			if err != nil {
 				return err
 			}

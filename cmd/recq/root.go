@@ -103,7 +103,10 @@ func (g *globals) connect(ctx context.Context, opts ...kgo.Opt) (*kgo.Client, er
 	}
 	if err := streams.Ping(ctx, cl); err != nil {
 		cl.Close()
-		return nil, fmt.Errorf("cannot reach Kafka at %s within %v (is 'recq dev' running? set --brokers or RECQ_BROKERS)", g.brokers, streams.DefaultDialTimeout)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("cannot reach Kafka at %s within %v (is 'recq dev' running? set --brokers or RECQ_BROKERS): %v", g.brokers, streams.DefaultDialTimeout, err)
 	}
 	return cl, nil
 }

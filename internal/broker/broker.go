@@ -6,6 +6,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"syscall"
@@ -26,6 +27,9 @@ type Config struct {
 	// Auto-creation stays off: producing to a missing topic is an error, as on
 	// a well-run cluster.
 	Partitions int32
+	// Log receives the broker's warnings and errors (failing to save its
+	// state, say); nil discards them.
+	Log io.Writer
 }
 
 // Broker is a running embedded broker.
@@ -60,6 +64,9 @@ func Start(cfg Config) (*Broker, error) {
 			used = true
 			return ln, nil
 		}),
+	}
+	if cfg.Log != nil {
+		opts = append(opts, kfake.WithLogger(kfake.BasicLogger(cfg.Log, kfake.LogLevelWarn)))
 	}
 	if cfg.Partitions > 0 {
 		opts = append(opts, kfake.DefaultNumPartitions(int(cfg.Partitions)))

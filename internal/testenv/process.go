@@ -49,6 +49,10 @@ func Start(t testing.TB, ready, bin string, args ...string) *Proc {
 	seen := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		// Keep draining whatever happens, or a child blocked on a full pipe
+		// would never exit.
+		defer io.Copy(io.Discard, pr)
 		var once sync.Once
 		for sc.Scan() {
 			p.mu.Lock()

@@ -37,7 +37,6 @@ package kafkastore
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -134,6 +133,9 @@ func (s *Store) ensureTopic(ctx context.Context) error {
 	if n := len(info.Partitions); n != 1 {
 		return fmt.Errorf("kafkastore: topic %q has %d partitions; the registry's log needs exactly 1 (use another topic)", s.topic, n)
 	}
+	if p := info.Configs["cleanup.policy"]; p != "compact" {
+		return fmt.Errorf("kafkastore: topic %q has cleanup.policy=%q; the registry's log needs compact, or retention would delete schemas (set it with your Kafka tools, or use another topic)", s.topic, p)
+	}
 	return nil
 }
 
@@ -156,8 +158,11 @@ func (s *Store) end(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("kafkastore: end of %q: %w", s.topic, err)
 	}
 	o, ok := offs.Lookup(s.topic, 0)
-	if !ok || o.Err != nil {
-		return 0, fmt.Errorf("kafkastore: end of %q: %v", s.topic, o.Err)
+	if !ok {
+		return 0, fmt.Errorf("kafkastore: end of %q: topic or partition 0 missing", s.topic)
+	}
+	if o.Err != nil {
+		return 0, fmt.Errorf("kafkastore: end of %q: %w", s.topic, o.Err)
 	}
 	return o.Offset, nil
 }
@@ -165,8 +170,14 @@ func (s *Store) end(ctx context.Context) (int64, error) {
 // Read implements registry.Store. Finding nothing new costs one offset lookup.
 func (s *Store) Read(ctx context.Context, from int64) ([]registry.Record, int64, error) {
 	end, err := s.end(ctx)
-	if err != nil || end <= from {
-		return nil, max(end, from), err
+	if err != nil {
+		return nil, 0, err
+	}
+	if from > end {
+		return nil, 0, fmt.Errorf("kafkastore: read from position %d beyond the end of %q at %d (was the topic deleted or truncated? restart the registry)", from, s.topic, end)
+	}
+	if from == end {
+		return nil, end, nil
 	}
 	out, err := s.readRange(ctx, from, end)
 	// NOOPs are this store's mechanism, not registry data.
@@ -183,48 +194,23 @@ func (s *Store) readRange(ctx context.Context, from, end int64) ([]registry.Reco
 	defer s.readMu.Unlock()
 	s.rd.AddConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: {0: kgo.NewOffset().At(from)}})
 	defer s.rd.RemoveConsumePartitions(map[string][]int32{s.topic: {0}})
-	type entry struct {
-		rec      registry.Record
-		pid      int64
-		decided  bool
-		included bool
-	}
 	var (
-		entries []entry
-		open    = map[int64]bool{} // producers with undecided records below end
+		committed streams.CommittedFilter
+		out       []registry.Record
 	)
-	for next := from; next < end || len(open) > 0; {
+	for next := from; next < end || committed.Undecided(); {
 		fs := s.rd.PollFetches(ctx)
 		if err := fs.Err0(); err != nil {
 			return nil, fmt.Errorf("kafkastore: read %q from %d: %w", s.topic, from, err)
 		}
 		for _, r := range fs.Records() {
 			next = max(next, r.Offset+1)
-			switch {
-			case r.Attrs.IsControl():
-				if !open[r.ProducerID] {
-					continue
-				}
-				commit := len(r.Key) >= 4 && binary.BigEndian.Uint16(r.Key[2:4]) == 1
-				for i := range entries {
-					if e := &entries[i]; !e.decided && e.pid == r.ProducerID {
-						e.decided, e.included = true, commit
-					}
-				}
-				delete(open, r.ProducerID)
-			case r.Offset >= end:
-			case r.Attrs.IsTransactional():
-				entries = append(entries, entry{rec: registry.Record{Key: r.Key, Value: r.Value}, pid: r.ProducerID})
-				open[r.ProducerID] = true
-			default:
-				entries = append(entries, entry{rec: registry.Record{Key: r.Key, Value: r.Value}, decided: true, included: true})
+			if r.Offset >= end && !r.Attrs.IsControl() {
+				continue
 			}
-		}
-	}
-	var out []registry.Record
-	for _, e := range entries {
-		if e.included {
-			out = append(out, e.rec)
+			for _, c := range committed.Add(r) {
+				out = append(out, registry.Record{Key: c.Key, Value: c.Value})
+			}
 		}
 	}
 	return out, nil
@@ -269,12 +255,12 @@ func (s *Store) Write(ctx context.Context, at int64, records []registry.Record) 
 		// The broker ended our transaction (it timed out, or the epoch
 		// moved on): nothing of it is visible, so it is a conflict, and the
 		// registry re-reads and decides again.
-		err = fmt.Errorf("%v: %w", err, registry.ErrConflict)
+		err = fmt.Errorf("%w: %w", err, registry.ErrConflict)
 	}
-	if err != nil {
-		// After any failure the client's transaction state is uncertain
-		// (kgo keeps a transaction open when an abort does not complete);
-		// the next write starts with a fresh client and producer id.
+	if err != nil && (!errors.Is(err, registry.ErrConflict) || errors.Is(err, errAbortFailed) || aborted(err)) {
+		// Unless a conflict was cleanly aborted, the client's transaction
+		// state is uncertain (kgo keeps a transaction open when an abort
+		// does not complete): the next write starts with a fresh client.
 		s.txn.Close()
 		s.txn = nil
 	}
@@ -288,6 +274,9 @@ func (s *Store) write(ctx context.Context, cl *kgo.Client, at int64, records []r
 	noop, err := cl.ProduceSync(ctx, &kgo.Record{Key: noopKey, Value: []byte("{}")}).First()
 	if err != nil {
 		return s.abort(cl, fmt.Errorf("kafkastore: start write: %w", err))
+	}
+	if noop.Offset < at {
+		return s.abort(cl, fmt.Errorf("kafkastore: write at position %d beyond the end of %q at %d (was the topic deleted or truncated? restart the registry)", at, s.topic, noop.Offset))
 	}
 	if noop.Offset > at {
 		if err := s.awaitStable(ctx, noop.Offset); err != nil {
@@ -311,7 +300,9 @@ func (s *Store) write(ctx context.Context, cl *kgo.Client, at int64, records []r
 		return s.abort(cl, fmt.Errorf("kafkastore: write: %w", err))
 	}
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		return fmt.Errorf("kafkastore: commit: %w", err)
+		// Abort what may still be open, or it would hold every reader and
+		// writer back until the transaction timeout.
+		return s.abort(cl, fmt.Errorf("kafkastore: commit: %w", err))
 	}
 	// A later claim may have taken an offset between our NOOP and our data;
 	// until it ends, the stable offset hides our records. The contract says
@@ -326,6 +317,9 @@ func (s *Store) write(ctx context.Context, cl *kgo.Client, at int64, records []r
 	return nil
 }
 
+// errAbortFailed marks a write whose abort did not complete.
+var errAbortFailed = errors.New("kafkastore: abort did not complete")
+
 // aborted reports the errors of a transaction the broker has already ended.
 func aborted(err error) bool {
 	return errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.ProducerFenced) ||
@@ -336,10 +330,10 @@ func (s *Store) abort(cl *kgo.Client, cause error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), streams.DefaultDialTimeout)
 	defer cancel()
 	if err := cl.AbortBufferedRecords(ctx); err != nil {
-		return errors.Join(cause, err)
+		return errors.Join(cause, errAbortFailed, err)
 	}
 	if err := cl.EndTransaction(ctx, kgo.TryAbort); err != nil {
-		return errors.Join(cause, err)
+		return errors.Join(cause, errAbortFailed, err)
 	}
 	return cause
 }

@@ -66,12 +66,13 @@
 // schema gets the same id everywhere. Within one Server requests are
 // serialised, so only instances race.
 //
-// A Kafka store maps positions to offsets: Write uses one transactional id
-// shared by all instances (the newest InitProducerID fences older writers),
-// and after obtaining its producer epoch reads the topic to its end
-// (read_committed) and reports ErrConflict if that end is not at, or if it
-// is fenced before committing. The conformance suite in package storetest
-// states the contract as tests; every Store must pass it.
+// The Kafka store (package schema/kafkastore) maps positions to offsets and
+// makes Write a claim: each write is a transaction whose first record is a
+// NOOP, and the earliest claim after the decided position wins; a later
+// claimer finds the winner's committed records between its position and its
+// claim and reports ErrConflict (see that package). The conformance suite
+// in package storetest states the contract as tests; every Store must pass
+// it.
 //
 // # Log format
 //

@@ -140,8 +140,9 @@ func testStaleWriteConflicts(t *testing.T, open func() registry.Store) {
 }
 
 // testConcurrentWriters appends one record from each of many goroutines on
-// two handles, each retrying on conflict: every record must land exactly
-// once, which only holds if one writer wins each position.
+// two handles, each retrying on conflict. Each record carries how many
+// records its writer had read, so two writers winning one position would
+// write the same number: the numbers must be exactly 0, 1, 2, ... once each.
 func testConcurrentWriters(t *testing.T, open func() registry.Store) {
 	handles := []registry.Store{open(), open()}
 	const writers = 20
@@ -150,13 +151,13 @@ func testConcurrentWriters(t *testing.T, open func() registry.Store) {
 	for i := range writers {
 		wg.Go(func() {
 			s := handles[i%len(handles)]
-			r := []registry.Record{rec(fmt.Sprintf(`{"writer":%d}`, i), `{}`)}
 			for {
-				_, end, err := s.Read(t.Context(), 0)
+				seen, end, err := s.Read(t.Context(), 0)
 				if err != nil {
 					errs <- err
 					return
 				}
+				r := []registry.Record{rec(fmt.Sprintf(`{"writer":%d}`, i), fmt.Sprintf(`{"seq":%d}`, len(seen)))}
 				err = s.Write(t.Context(), end, r)
 				if errors.Is(err, registry.ErrConflict) {
 					continue
@@ -174,12 +175,14 @@ func testConcurrentWriters(t *testing.T, open func() registry.Store) {
 		t.Fatalf("writer: %v", err)
 	}
 	got, _ := readAll(t, handles[0])
-	seen := map[string]int{}
-	for _, r := range got {
-		seen[string(r.Key)]++
+	if len(got) != writers {
+		t.Fatalf("log has %d records, want %d", len(got), writers)
 	}
-	if len(got) != writers || len(seen) != writers {
-		t.Fatalf("log has %d records with %d distinct keys, want %d of each: %v", len(got), len(seen), writers, seen)
+	for i, r := range got {
+		var v struct{ Seq int }
+		if err := json.Unmarshal(r.Value, &v); err != nil || v.Seq != i {
+			t.Fatalf("record %d was written by a writer that had read %d records (%s): two writers won one position", i, v.Seq, r.Value)
+		}
 	}
 }
 
