@@ -121,6 +121,16 @@ func (g *globals) admin(ctx context.Context) (*streams.Admin, context.Context, f
 	return streams.NewAdmin(cl), ctx, func() { cancel(); cl.Close() }, nil
 }
 
+// withAdmin runs fn with an Admin whose requests share --timeout.
+func (g *globals) withAdmin(cmd *cobra.Command, fn func(ctx context.Context, adm *streams.Admin) error) error {
+	adm, ctx, done, err := g.admin(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer done()
+	return fn(ctx, adm)
+}
+
 // requireTopics fails with a clear message when a topic does not exist.
 func requireTopics(ctx context.Context, adm *streams.Admin, topics ...string) error {
 	for _, t := range topics {

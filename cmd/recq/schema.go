@@ -46,6 +46,15 @@ func (g *globals) registryClient(ctx context.Context) (*sr.Client, error) {
 	return cl, nil
 }
 
+// withRegistry runs fn with a registry client that has answered.
+func (g *globals) withRegistry(cmd *cobra.Command, fn func(ctx context.Context, cl *sr.Client) error) error {
+	cl, err := g.registryClient(cmd.Context())
+	if err != nil {
+		return err
+	}
+	return fn(cmd.Context(), cl)
+}
+
 // registryErr turns a registry error response into one readable line.
 func registryErr(err error) error {
 	var re *sr.ResponseError
@@ -107,16 +116,14 @@ func newSchemaRegisterCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := g.registryClient(cmd.Context())
-			if err != nil {
-				return err
-			}
-			ss, err := cl.CreateSchema(cmd.Context(), a[0], s)
-			if err != nil {
-				return registryErr(err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "registered %s version %d (schema id %d)\n", a[0], ss.Version, ss.ID)
-			return nil
+			return g.withRegistry(cmd, func(ctx context.Context, cl *sr.Client) error {
+				ss, err := cl.CreateSchema(ctx, a[0], s)
+				if err != nil {
+					return registryErr(err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "registered %s version %d (schema id %d)\n", a[0], ss.Version, ss.ID)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the Avro schema (.avsc) to register")
@@ -131,31 +138,28 @@ func newSchemaListCmd(g *globals) *cobra.Command {
 		Short: "List subjects with their latest version and schema id",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := g.registryClient(cmd.Context())
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			if deleted {
-				ctx = sr.WithParams(ctx, sr.ShowDeleted)
-			}
-			subjects, err := cl.Subjects(ctx)
-			if err != nil {
-				return registryErr(err)
-			}
-			latest := make([]sr.SubjectSchema, 0, len(subjects))
-			for _, s := range subjects {
-				ss, err := cl.SchemaByVersion(ctx, s, -1)
+			return g.withRegistry(cmd, func(ctx context.Context, cl *sr.Client) error {
+				if deleted {
+					ctx = sr.WithParams(ctx, sr.ShowDeleted)
+				}
+				subjects, err := cl.Subjects(ctx)
 				if err != nil {
 					return registryErr(err)
 				}
-				latest = append(latest, ss)
-			}
-			return render(cmd.OutOrStdout(), out, latest, func(w io.Writer) {
-				fmt.Fprintln(w, "SUBJECT\tLATEST\tID")
-				for _, ss := range latest {
-					fmt.Fprintf(w, "%s\t%d\t%d\n", ss.Subject, ss.Version, ss.ID)
+				latest := make([]sr.SubjectSchema, 0, len(subjects))
+				for _, s := range subjects {
+					ss, err := cl.SchemaByVersion(ctx, s, -1)
+					if err != nil {
+						return registryErr(err)
+					}
+					latest = append(latest, ss)
 				}
+				return render(cmd.OutOrStdout(), out, latest, func(w io.Writer) {
+					fmt.Fprintln(w, "SUBJECT\tLATEST\tID")
+					for _, ss := range latest {
+						fmt.Fprintf(w, "%s\t%d\t%d\n", ss.Subject, ss.Version, ss.ID)
+					}
+				})
 			})
 		},
 	}
@@ -177,22 +181,20 @@ itself (as a JSON object, so it pipes into jq).`,
 			if err != nil {
 				return err
 			}
-			cl, err := g.registryClient(cmd.Context())
-			if err != nil {
-				return err
-			}
-			ss, err := cl.SchemaByVersion(cmd.Context(), a[0], v)
-			if err != nil {
-				return registryErr(err)
-			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "  ")
-			return enc.Encode(struct {
-				Subject string          `json:"subject"`
-				Version int             `json:"version"`
-				ID      int             `json:"id"`
-				Schema  json.RawMessage `json:"schema"`
-			}{ss.Subject, ss.Version, ss.ID, json.RawMessage(ss.Schema.Schema)})
+			return g.withRegistry(cmd, func(ctx context.Context, cl *sr.Client) error {
+				ss, err := cl.SchemaByVersion(ctx, a[0], v)
+				if err != nil {
+					return registryErr(err)
+				}
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(struct {
+					Subject string          `json:"subject"`
+					Version int             `json:"version"`
+					ID      int             `json:"id"`
+					Schema  json.RawMessage `json:"schema"`
+				}{ss.Subject, ss.Version, ss.ID, json.RawMessage(ss.Schema.Schema)})
+			})
 		},
 	}
 	cmd.Flags().StringVar(&version, "version", version, "version number or latest")
@@ -219,19 +221,17 @@ reasons when not, so CI can gate schema changes.`,
 			if err != nil {
 				return err
 			}
-			cl, err := g.registryClient(cmd.Context())
-			if err != nil {
-				return err
-			}
-			res, err := cl.CheckCompatibility(sr.WithParams(cmd.Context(), sr.Verbose), a[0], v, s)
-			if err != nil {
-				return registryErr(err)
-			}
-			if !res.Is {
-				return fmt.Errorf("%s is NOT compatible with %s version %s: %s", file, a[0], version, strings.Join(res.Messages, "; "))
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s is compatible with %s version %s\n", file, a[0], version)
-			return nil
+			return g.withRegistry(cmd, func(ctx context.Context, cl *sr.Client) error {
+				res, err := cl.CheckCompatibility(sr.WithParams(ctx, sr.Verbose), a[0], v, s)
+				if err != nil {
+					return registryErr(err)
+				}
+				if !res.Is {
+					return fmt.Errorf("%s is NOT compatible with %s version %s: %s", file, a[0], version, strings.Join(res.Messages, "; "))
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is compatible with %s version %s\n", file, a[0], version)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the Avro schema (.avsc) to check")
@@ -257,25 +257,23 @@ FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE.`,
 					return usagef("--level %q: want NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL or FULL_TRANSITIVE", level)
 				}
 			}
-			cl, err := g.registryClient(cmd.Context())
-			if err != nil {
-				return err
-			}
-			scope := "global"
-			if len(a) == 1 {
-				scope = a[0]
-			}
-			var res []sr.CompatibilityResult
-			if level != "" {
-				res = cl.SetCompatibility(cmd.Context(), sr.SetCompatibility{Level: lvl}, a...)
-			} else {
-				res = cl.Compatibility(sr.WithParams(cmd.Context(), sr.DefaultToGlobal), a...)
-			}
-			if err := res[0].Err; err != nil {
-				return registryErr(err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", scope, res[0].Level)
-			return nil
+			return g.withRegistry(cmd, func(ctx context.Context, cl *sr.Client) error {
+				scope := "global"
+				if len(a) == 1 {
+					scope = a[0]
+				}
+				var res []sr.CompatibilityResult
+				if level != "" {
+					res = cl.SetCompatibility(ctx, sr.SetCompatibility{Level: lvl}, a...)
+				} else {
+					res = cl.Compatibility(sr.WithParams(ctx, sr.DefaultToGlobal), a...)
+				}
+				if err := res[0].Err; err != nil {
+					return registryErr(err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", scope, res[0].Level)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&level, "level", "", "set this compatibility level")
@@ -299,27 +297,25 @@ to remove it for good.`,
 			if permanent {
 				how = sr.HardDelete
 			}
-			cl, err := g.registryClient(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if version == "" {
-				vs, err := cl.DeleteSubject(cmd.Context(), a[0], how)
+			return g.withRegistry(cmd, func(ctx context.Context, cl *sr.Client) error {
+				if version == "" {
+					vs, err := cl.DeleteSubject(ctx, a[0], how)
+					if err != nil {
+						return registryErr(err)
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "deleted %s versions %v (%s)\n", a[0], vs, deleteWord(permanent))
+					return nil
+				}
+				v, err := parseVersion(version)
 				if err != nil {
+					return err
+				}
+				if err := cl.DeleteSchema(ctx, a[0], v, how); err != nil {
 					return registryErr(err)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "deleted %s versions %v (%s)\n", a[0], vs, deleteWord(permanent))
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted %s version %s (%s)\n", a[0], version, deleteWord(permanent))
 				return nil
-			}
-			v, err := parseVersion(version)
-			if err != nil {
-				return err
-			}
-			if err := cl.DeleteSchema(cmd.Context(), a[0], v, how); err != nil {
-				return registryErr(err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s version %s (%s)\n", a[0], version, deleteWord(permanent))
-			return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&version, "version", "", "delete only this version (a number or latest)")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -43,19 +44,16 @@ bounds how many consumers of one group can work in parallel.`,
 				return err
 			}
 			spec.Name, spec.Configs = a[0], cfgs
-			adm, ctx, done, err := g.admin(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			if err := adm.CreateTopic(ctx, spec); err != nil {
-				if errors.Is(err, streams.ErrTopicExists) {
-					return fmt.Errorf("topic %q already exists (see: recq topic describe %s)", spec.Name, spec.Name)
+			return g.withAdmin(cmd, func(ctx context.Context, adm *streams.Admin) error {
+				if err := adm.CreateTopic(ctx, spec); err != nil {
+					if errors.Is(err, streams.ErrTopicExists) {
+						return fmt.Errorf("topic %q already exists (see: recq topic describe %s)", spec.Name, spec.Name)
+					}
+					return err
 				}
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "created topic %s with %d partitions\n", spec.Name, spec.Partitions)
-			return nil
+				fmt.Fprintf(cmd.OutOrStdout(), "created topic %s with %d partitions\n", spec.Name, spec.Partitions)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().Int32VarP(&spec.Partitions, "partitions", "p", 1, "number of partitions")
@@ -74,20 +72,17 @@ func newTopicListCmd(g *globals) *cobra.Command {
 		Short: "List topics",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			adm, ctx, done, err := g.admin(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			topics, err := adm.ListTopics(ctx, internal)
-			if err != nil {
-				return err
-			}
-			return render(cmd.OutOrStdout(), out, topics, func(w io.Writer) {
-				fmt.Fprintln(w, "TOPIC\tPARTITIONS")
-				for _, t := range topics {
-					fmt.Fprintf(w, "%s\t%d\n", t.Name, t.Partitions)
+			return g.withAdmin(cmd, func(ctx context.Context, adm *streams.Admin) error {
+				topics, err := adm.ListTopics(ctx, internal)
+				if err != nil {
+					return err
 				}
+				return render(cmd.OutOrStdout(), out, topics, func(w io.Writer) {
+					fmt.Fprintln(w, "TOPIC\tPARTITIONS")
+					for _, t := range topics {
+						fmt.Fprintf(w, "%s\t%d\n", t.Name, t.Partitions)
+					}
+				})
 			})
 		},
 	}
@@ -103,35 +98,32 @@ func newTopicDescribeCmd(g *globals) *cobra.Command {
 		Short: "Show a topic's partitions, offsets and configs",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			adm, ctx, done, err := g.admin(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			info, err := adm.DescribeTopic(ctx, a[0])
-			if errors.Is(err, streams.ErrTopicNotFound) {
-				return fmt.Errorf("topic %q does not exist (see: recq topic list)", a[0])
-			}
-			if err != nil {
-				return err
-			}
-			return render(cmd.OutOrStdout(), out, info, func(w io.Writer) {
-				fmt.Fprintf(w, "topic %s (id %s), %d partitions\n", info.Name, info.ID, len(info.Partitions))
-				fmt.Fprintln(w, "PARTITION\tLEADER\tREPLICAS\tSTART\tEND\tRECORDS")
-				for _, p := range info.Partitions {
-					fmt.Fprintf(w, "%d\t%d\t%v\t%d\t%d\t%d\n", p.Partition, p.Leader, p.Replicas, p.StartOffset, p.EndOffset, p.EndOffset-p.StartOffset)
+			return g.withAdmin(cmd, func(ctx context.Context, adm *streams.Admin) error {
+				info, err := adm.DescribeTopic(ctx, a[0])
+				if errors.Is(err, streams.ErrTopicNotFound) {
+					return fmt.Errorf("topic %q does not exist (see: recq topic list)", a[0])
 				}
-				keys := make([]string, 0, len(info.Configs))
-				for k := range info.Configs {
-					keys = append(keys, k)
+				if err != nil {
+					return err
 				}
-				slices.Sort(keys)
-				if len(keys) > 0 {
-					fmt.Fprintln(w, "CONFIG\tVALUE")
-				}
-				for _, k := range keys {
-					fmt.Fprintf(w, "%s\t%s\n", k, info.Configs[k])
-				}
+				return render(cmd.OutOrStdout(), out, info, func(w io.Writer) {
+					fmt.Fprintf(w, "topic %s (id %s), %d partitions\n", info.Name, info.ID, len(info.Partitions))
+					fmt.Fprintln(w, "PARTITION\tLEADER\tREPLICAS\tSTART\tEND\tRECORDS")
+					for _, p := range info.Partitions {
+						fmt.Fprintf(w, "%d\t%d\t%v\t%d\t%d\t%d\n", p.Partition, p.Leader, p.Replicas, p.StartOffset, p.EndOffset, p.EndOffset-p.StartOffset)
+					}
+					keys := make([]string, 0, len(info.Configs))
+					for k := range info.Configs {
+						keys = append(keys, k)
+					}
+					slices.Sort(keys)
+					if len(keys) > 0 {
+						fmt.Fprintln(w, "CONFIG\tVALUE")
+					}
+					for _, k := range keys {
+						fmt.Fprintf(w, "%s\t%s\n", k, info.Configs[k])
+					}
+				})
 			})
 		},
 	}
@@ -145,19 +137,16 @@ func newTopicDeleteCmd(g *globals) *cobra.Command {
 		Short: "Delete a topic and all its records",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			adm, ctx, done, err := g.admin(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer done()
-			if err := adm.DeleteTopic(ctx, a[0]); err != nil {
-				if errors.Is(err, streams.ErrTopicNotFound) {
-					return fmt.Errorf("topic %q does not exist (see: recq topic list)", a[0])
+			return g.withAdmin(cmd, func(ctx context.Context, adm *streams.Admin) error {
+				if err := adm.DeleteTopic(ctx, a[0]); err != nil {
+					if errors.Is(err, streams.ErrTopicNotFound) {
+						return fmt.Errorf("topic %q does not exist (see: recq topic list)", a[0])
+					}
+					return err
 				}
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", a[0])
-			return nil
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted topic %s\n", a[0])
+				return nil
+			})
 		},
 	}
 }

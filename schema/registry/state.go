@@ -215,23 +215,19 @@ func (st *state) usersOf(id int, withDeleted bool) []*version {
 }
 
 // level returns the compatibility level in force for subject.
-func (st *state) level(subject string) Level {
-	if l, ok := st.configs[subject]; ok {
-		return l
-	}
-	if l, ok := st.configs[""]; ok {
-		return l
-	}
-	return DefaultLevel
-}
+func (st *state) level(subject string) Level { return inForce(st.configs, subject, DefaultLevel) }
 
 // mode returns the mode in force for subject.
-func (st *state) mode(subject string) Mode {
-	if m, ok := st.modes[subject]; ok {
-		return m
+func (st *state) mode(subject string) Mode { return inForce(st.modes, subject, ModeReadWrite) }
+
+// inForce returns the subject's own setting, else the global one (keyed by
+// the empty subject), else def.
+func inForce[T any](settings map[string]T, subject string, def T) T {
+	if v, ok := settings[subject]; ok {
+		return v
 	}
-	if m, ok := st.modes[""]; ok {
-		return m
+	if v, ok := settings[""]; ok {
+		return v
 	}
-	return ModeReadWrite
+	return def
 }
