@@ -1,0 +1,41 @@
+// Package aggregates is recq's command side: event-sourced aggregates
+// (Evento's Aggregate, Axon's aggregate) defined as plain Go types.
+//
+// # Defining an aggregate
+//
+// An aggregate has a name, a state type S and two kinds of handlers,
+// registered with generic functions so handlers are typed:
+//
+//	todo := aggregates.New[TodoList]("todo")
+//	aggregates.Create(todo, func(ctx context.Context, c CreateList, s *TodoList) ([]any, error) {...})
+//	aggregates.Handle(todo, func(ctx context.Context, c AddItem, s *TodoList) ([]any, error) {...})
+//	aggregates.Apply(todo, func(s *TodoList, e ItemAdded) { s.Items = append(s.Items, e.Title) })
+//
+// A command handler validates and decides: it returns the events the
+// command causes, or an error that rejects the command. It must not change
+// the state (the fixture fails a test that does): state changes only by
+// applying events, so replaying the events always rebuilds the same state.
+// An event handler applies one event to the state and cannot fail.
+//
+// Existence follows Evento: a command registered with Create may run on an
+// aggregate that has no events yet (and on one that exists, where the
+// handler decides); any other command on a missing aggregate is rejected
+// with ErrNotFound. A state whose IsDeleted() reports true marks the
+// aggregate deleted, and every later command is rejected with ErrDeleted.
+// A command may carry the version it expects (ExpectVersion); a mismatch is
+// rejected with ErrConflict before the handler runs.
+//
+// # Testing
+//
+// Fixture runs the real handlers without a broker, in Axon's
+// given-when-then form:
+//
+//	aggregates.Fixture(t, todo).Given(ListCreated{...}).When(AddItem{...}).Then(ItemAdded{...})
+//
+// # Concurrency
+//
+// An Aggregate is safe for concurrent use once defined: register every
+// handler before handing it to a runner or a fixture. Handlers of one
+// aggregate instance are never called concurrently (the runner owns each
+// aggregate's partition alone), so they need no locks.
+package aggregates
