@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -502,5 +503,66 @@ func TestReadUntilEndAbortedTailBeforeOpenTransaction(t *testing.T) {
 	}
 	if len(got) != 1 || got[0] != "plain" {
 		t.Fatalf("want only the plain record, got %v", got)
+	}
+}
+
+// RangeReader returns exactly the committed records of a range, across
+// aborted transactions, and nothing at or beyond its end.
+func TestRangeReader(t *testing.T) {
+	addr := testenv.Kafka(t)
+	testenv.Topic(t, addr, "rr", 1)
+	ctx := ctxT(t)
+	txc := testenv.Client(t, addr, kgo.TransactionalID("rr"))
+	p := newPublisher(t, addr)
+	write := func(v string, txn, commit bool) {
+		t.Helper()
+		if !txn {
+			if err := p.Publish(ctx, &kgo.Record{Topic: "rr", Value: []byte(v)}); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if err := txc.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := txc.ProduceSync(ctx, &kgo.Record{Topic: "rr", Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := txc.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a", false, false)
+	write("b", true, true)
+	write("x", true, false)
+	write("c", false, false)
+	rr, err := streams.NewRangeReader([]string{addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Close()
+	end, err := rr.Stable(ctx, "rr", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("after", false, false)
+	read := func(from, end int64) (got []string) {
+		t.Helper()
+		if err := rr.Read(ctx, "rr", 0, from, end, func(r *kgo.Record) { got = append(got, string(r.Value)) }); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := strings.Join(read(0, end), ","); got != "a,b,c" {
+		t.Fatalf("range [0,%d): %s, want a,b,c", end, got)
+	}
+	if got := strings.Join(read(1, end-1), ","); got != "b" {
+		t.Fatalf("range [1,%d): %s, want b (x aborted, c at the end excluded)", end-1, got)
+	}
+	if got := read(end, end); len(got) != 0 {
+		t.Fatalf("empty range returned %v", got)
+	}
+	if _, err := rr.Stable(ctx, "missing", 0); !errors.Is(err, streams.ErrTopicNotFound) {
+		t.Fatalf("stable offset of a missing topic: %v", err)
 	}
 }

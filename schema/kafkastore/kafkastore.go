@@ -43,7 +43,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -63,11 +62,9 @@ var noopKey = []byte(`{"keytype":"NOOP","magic":0}`)
 type Store struct {
 	brokers []string
 	topic   string
-	cl      *kgo.Client // reads end offsets
-	adm     *kadm.Client
+	cl      *kgo.Client // topic checks at Open
 
-	readMu sync.Mutex  // one range read at a time: rd has one position
-	rd     *kgo.Client // direct reader of the log's partition, moved per read
+	rd *streams.RangeReader
 
 	writeMu sync.Mutex  // one transaction at a time per handle
 	txn     *kgo.Client // transactional writer, made on first write; nil after a failure
@@ -99,21 +96,12 @@ func Open(ctx context.Context, brokers []string, topic string) (*Store, error) {
 		cl.Close()
 		return nil, fmt.Errorf("kafkastore: %w", err)
 	}
-	s := &Store{brokers: brokers, topic: topic, cl: cl, adm: kadm.NewClient(cl)}
+	s := &Store{brokers: brokers, topic: topic, cl: cl}
 	if err := s.ensureTopic(ctx); err != nil {
 		cl.Close()
 		return nil, err
 	}
-	// One long-lived reader, repositioned for every read: a client per read
-	// would cost a connection and a metadata round trip each time.
-	s.rd, err = streams.NewClient(brokers,
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{}),
-		// readRange resolves transactions itself from their markers: a
-		// read-committed fetch of a range holding only aborted records
-		// returns nothing at all, so the reader could not tell it is done.
-		kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
-		kgo.KeepControlRecords())
-	if err != nil {
+	if s.rd, err = streams.NewRangeReader(brokers); err != nil {
 		cl.Close()
 		return nil, err
 	}
@@ -153,18 +141,11 @@ func (s *Store) Close() {
 // end returns the last stable offset: everything before it is committed or
 // aborted, so a read-committed reader sees exactly the committed records.
 func (s *Store) end(ctx context.Context) (int64, error) {
-	offs, err := s.adm.ListCommittedOffsets(ctx, s.topic)
+	end, err := s.rd.Stable(ctx, s.topic, 0)
 	if err != nil {
-		return 0, fmt.Errorf("kafkastore: end of %q: %w", s.topic, err)
+		return 0, fmt.Errorf("kafkastore: %w", err)
 	}
-	o, ok := offs.Lookup(s.topic, 0)
-	if !ok {
-		return 0, fmt.Errorf("kafkastore: end of %q: topic or partition 0 missing", s.topic)
-	}
-	if o.Err != nil {
-		return 0, fmt.Errorf("kafkastore: end of %q: %w", s.topic, o.Err)
-	}
-	return o.Offset, nil
+	return end, nil
 }
 
 // Read implements registry.Store. Finding nothing new costs one offset lookup.
@@ -186,32 +167,13 @@ func (s *Store) Read(ctx context.Context, from int64) ([]registry.Record, int64,
 }
 
 // readRange returns the committed records in [from, end), NOOPs included.
-// Every transaction that wrote below end must have ended (end is at most
-// the last stable offset), so its marker exists, possibly past end: the
-// reader reads on until every transaction it saw below end is decided.
 func (s *Store) readRange(ctx context.Context, from, end int64) ([]registry.Record, error) {
-	s.readMu.Lock()
-	defer s.readMu.Unlock()
-	s.rd.AddConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: {0: kgo.NewOffset().At(from)}})
-	defer s.rd.RemoveConsumePartitions(map[string][]int32{s.topic: {0}})
-	var (
-		committed streams.CommittedFilter
-		out       []registry.Record
-	)
-	for next := from; next < end || committed.Undecided(); {
-		fs := s.rd.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			return nil, fmt.Errorf("kafkastore: read %q from %d: %w", s.topic, from, err)
-		}
-		for _, r := range fs.Records() {
-			next = max(next, r.Offset+1)
-			if r.Offset >= end && !r.Attrs.IsControl() {
-				continue
-			}
-			for _, c := range committed.Add(r) {
-				out = append(out, registry.Record{Key: c.Key, Value: c.Value})
-			}
-		}
+	var out []registry.Record
+	err := s.rd.Read(ctx, s.topic, 0, from, end, func(r *kgo.Record) {
+		out = append(out, registry.Record{Key: r.Key, Value: r.Value})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kafkastore: %w", err)
 	}
 	return out, nil
 }
