@@ -19,11 +19,14 @@ var (
 
 // RejectedError is a command rejected by its handler.
 type RejectedError struct {
-	Command string // the command's Go type
+	Command string // the command's Go type; empty in an Invoker's answer
 	Err     error
 }
 
 func (e *RejectedError) Error() string {
+	if e.Command == "" {
+		return fmt.Sprintf("command rejected: %v", e.Err)
+	}
 	return fmt.Sprintf("command %s rejected: %v", e.Command, e.Err)
 }
 func (e *RejectedError) Unwrap() error { return e.Err }

@@ -1,0 +1,174 @@
+package aggregates
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/recq/recq/streams"
+)
+
+// DefaultRepliesTopic is where runners answer invokers unless told otherwise.
+const DefaultRepliesTopic = "recq.replies"
+
+// Invoker sends commands to aggregates and waits for their replies
+// (Evento's command gateway): request-reply over Kafka, matched by command id.
+type Invoker struct {
+	pub     *streams.Publisher
+	codec   Codec
+	replies string
+	reader  *kgo.Client
+
+	mu      sync.Mutex
+	pending map[string]chan Reply
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+// NewInvoker connects to brokers, makes sure the replies topic exists, and
+// starts listening to it from its current end.
+func NewInvoker(ctx context.Context, brokers []string, codec Codec) (*Invoker, error) {
+	pub, err := streams.NewPublisher(streams.WithBrokers(brokers...), streams.WithCodec(codec))
+	if err != nil {
+		return nil, err
+	}
+	adm := streams.NewAdmin(pub.Client())
+	if err := adm.CreateTopic(ctx, streams.TopicSpec{Name: DefaultRepliesTopic, Partitions: 8}); err != nil && !errors.Is(err, streams.ErrTopicExists) {
+		pub.Close(ctx)
+		return nil, fmt.Errorf("aggregates: invoker: %w", err)
+	}
+	// Start exactly at today's ends, looked up now: a reply produced after
+	// NewInvoker returns is never missed, whatever the clocks say.
+	ends, err := adm.EndOffsets(ctx, DefaultRepliesTopic)
+	if err != nil {
+		pub.Close(ctx)
+		return nil, fmt.Errorf("aggregates: invoker: %w", err)
+	}
+	at := map[string]map[int32]kgo.Offset{DefaultRepliesTopic: {}}
+	for p, o := range ends[DefaultRepliesTopic] {
+		at[DefaultRepliesTopic][p] = kgo.NewOffset().At(o)
+	}
+	reader, err := streams.NewClient(brokers, kgo.ConsumePartitions(at))
+	if err != nil {
+		pub.Close(ctx)
+		return nil, err
+	}
+	lctx, stop := context.WithCancel(context.Background())
+	iv := &Invoker{pub: pub, codec: codec, replies: DefaultRepliesTopic, reader: reader,
+		pending: map[string]chan Reply{}, stop: stop, done: make(chan struct{})}
+	go iv.listen(lctx)
+	return iv, nil
+}
+
+// listen hands each reply to the Send waiting for its command id; the
+// Invoker owns this goroutine and Close stops it.
+func (iv *Invoker) listen(ctx context.Context) {
+	defer close(iv.done)
+	for {
+		fs := iv.reader.PollFetches(ctx)
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			return
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			var rp Reply
+			if json.Unmarshal(r.Value, &rp) != nil {
+				return
+			}
+			iv.mu.Lock()
+			ch := iv.pending[string(r.Key)]
+			delete(iv.pending, string(r.Key))
+			iv.mu.Unlock()
+			if ch != nil {
+				ch <- rp
+			}
+		})
+	}
+}
+
+// SendOption configures one Send.
+type SendOption func(*sendConfig)
+
+type sendConfig struct {
+	id       string
+	expected int64
+}
+
+// WithCommandID sets the command id; sending again with the same id is
+// handled once (the second answer says Duplicate). Default: a new UUIDv7.
+func WithCommandID(id string) SendOption { return func(c *sendConfig) { c.id = id } }
+
+// ExpectVersion makes the command fail with ErrConflict unless the aggregate
+// is at version v.
+func ExpectVersion(v int64) SendOption { return func(c *sendConfig) { c.expected = v } }
+
+// Result is an accepted command's outcome.
+type Result struct {
+	CommandID string
+	Version   int64 // the aggregate's version after the command
+	Events    int
+	Duplicate bool // the id had been handled before; nothing new was written
+}
+
+// Send sends cmd to the aggregate with id of type aggregate and waits for
+// the runner's reply, until ctx ends. A rejection is an error that matches
+// this package's sentinels with errors.Is (ErrNotFound, ErrDeleted,
+// ErrConflict, ErrUnknownCommand) or, for a handler's own refusal, a
+// *RejectedError carrying its message.
+func (iv *Invoker) Send(ctx context.Context, aggregate, id string, cmd any, opts ...SendOption) (Result, error) {
+	cfg := sendConfig{id: streams.NewID(), expected: AnyVersion}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ch := make(chan Reply, 1)
+	iv.mu.Lock()
+	iv.pending[cfg.id] = ch
+	iv.mu.Unlock()
+	defer func() {
+		iv.mu.Lock()
+		delete(iv.pending, cfg.id)
+		iv.mu.Unlock()
+	}()
+	val, typ, err := iv.codec.Encode(ctx, CommandsTopic(aggregate), cmd)
+	if err != nil {
+		return Result{}, fmt.Errorf("aggregates: send %T: %w", cmd, err)
+	}
+	rec := &kgo.Record{Topic: CommandsTopic(aggregate), Key: []byte(id), Value: val}
+	streams.Envelope{Type: typ, ID: cfg.id, ReplyTo: iv.replies}.Write(rec)
+	if cfg.expected != AnyVersion {
+		streams.SetHeader(rec, HeaderExpectedVersion, strconv.FormatInt(cfg.expected, 10))
+	}
+	if err := iv.pub.Publish(ctx, rec); err != nil {
+		return Result{}, fmt.Errorf("aggregates: send %T to %s %s: %w", cmd, aggregate, id, err)
+	}
+	select {
+	case rp := <-ch:
+		if rp.Code != "" {
+			return Result{CommandID: cfg.id}, replyErr(rp)
+		}
+		return Result{CommandID: cfg.id, Version: rp.Version, Events: rp.Events, Duplicate: rp.Duplicate}, nil
+	case <-ctx.Done():
+		return Result{CommandID: cfg.id}, fmt.Errorf("aggregates: no reply to command %s (%T to %s %s): %w; it may still be handled: send again with WithCommandID(%q) to find out", cfg.id, cmd, aggregate, id, ctx.Err(), cfg.id)
+	}
+}
+
+func replyErr(rp Reply) error {
+	for _, c := range codes {
+		if c.code == rp.Code {
+			return fmt.Errorf("%s: %w", rp.Error, c.err)
+		}
+	}
+	return &RejectedError{Err: errors.New(rp.Error)}
+}
+
+// Close stops listening and closes the invoker's clients.
+func (iv *Invoker) Close() {
+	iv.stop()
+	iv.reader.Close()
+	<-iv.done
+	iv.pub.Close(context.Background())
+}

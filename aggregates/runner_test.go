@@ -1,0 +1,172 @@
+package aggregates_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/recq/recq/aggregates"
+	"github.com/recq/recq/internal/testenv"
+	"github.com/recq/recq/schema"
+	"github.com/recq/recq/schema/registry"
+	"github.com/recq/recq/streams"
+)
+
+// platform starts the real parts a runner needs: the broker over TCP and a
+// schema registry over HTTP, and returns the broker address and a serde.
+func platform(t *testing.T) (string, *schema.Serde) {
+	t.Helper()
+	addr := testenv.Kafka(t)
+	srv, err := registry.New(registry.NewMemoryStore())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	cl, err := sr.NewClient(sr.URLs(hs.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serde, err := schema.NewSerde(cl, schema.WithAutoRegister(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr, serde
+}
+
+// runTodo starts a runner of the todo aggregate and an invoker.
+func runTodo(t *testing.T, addr string, serde *schema.Serde) *aggregates.Invoker {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := aggregates.EnsureTopics(ctx, streams.NewAdmin(testenv.Client(t, addr)), "todo", 4); err != nil {
+		t.Fatal(err)
+	}
+	r, err := aggregates.NewRunner(todo(), serde, []string{addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("runner: %v", err)
+		}
+	})
+	iv, err := aggregates.NewInvoker(ctx, []string{addr}, serde)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(iv.Close)
+	return iv
+}
+
+func TestRunnerSendReplyAndEvents(t *testing.T) {
+	addr, serde := platform(t)
+	iv := runTodo(t, addr, serde)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	if _, err := iv.Send(ctx, "todo", "list-1", AddItem{Title: "milk"}); !errors.Is(err, aggregates.ErrNotFound) {
+		t.Fatalf("command on a missing aggregate: want ErrNotFound, got %v", err)
+	}
+	res, err := iv.Send(ctx, "todo", "list-1", CreateList{Name: "groceries"})
+	if err != nil || res.Version != 1 || res.Events != 1 {
+		t.Fatalf("create: %+v %v", res, err)
+	}
+	for i, title := range []string{"milk", "eggs", "bread"} {
+		res, err := iv.Send(ctx, "todo", "list-1", AddItem{Title: title})
+		if err != nil || res.Version != int64(i+2) {
+			t.Fatalf("add %s: %+v %v", title, res, err)
+		}
+	}
+	// A handler's refusal crosses processes as its message.
+	_, err = iv.Send(ctx, "todo", "list-1", AddItem{Title: "milk"})
+	var rej *aggregates.RejectedError
+	if !errors.As(err, &rej) || rej.Err.Error() != errDuplicate.Error() {
+		t.Fatalf("duplicate item: want the handler's rejection, got %v", err)
+	}
+	if _, err := iv.Send(ctx, "todo", "list-1", AddItem{Title: "jam"}, aggregates.ExpectVersion(2)); !errors.Is(err, aggregates.ErrConflict) {
+		t.Fatalf("stale expected version: want ErrConflict, got %v", err)
+	}
+	// The same command id twice: handled once.
+	first, err := iv.Send(ctx, "todo", "list-1", AddItem{Title: "tea"}, aggregates.WithCommandID("cmd-tea"))
+	if err != nil || first.Duplicate {
+		t.Fatalf("first send: %+v %v", first, err)
+	}
+	again, err := iv.Send(ctx, "todo", "list-1", AddItem{Title: "tea"}, aggregates.WithCommandID("cmd-tea"))
+	if err != nil || !again.Duplicate || again.Version != first.Version {
+		t.Fatalf("resend of the same command id: %+v %v (first %+v)", again, err, first)
+	}
+
+	// The event topic holds exactly the accepted events, versions 1..5, with
+	// the envelope: aggregate id, version, causation = the command id.
+	rd, err := streams.NewReader([]string{addr}, streams.ReadTopics(aggregates.EventsTopic("todo")), streams.ReadUntilEnd())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	var got []*kgo.Record
+	for {
+		recs, err := rd.Poll(ctx)
+		got = append(got, recs...)
+		if errors.Is(err, streams.ErrEndReached) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 5 {
+		t.Fatalf("%d events, want 5 (create, 3 adds, tea)", len(got))
+	}
+	for i, r := range got {
+		env, _ := streams.ReadEnvelope(r)
+		if env.AggregateID != "list-1" || env.AggregateVersion != int64(i+1) || env.CausationID == "" || env.ID == "" {
+			t.Fatalf("event %d envelope: %+v", i, env)
+		}
+	}
+	if env, _ := streams.ReadEnvelope(got[4]); env.CausationID != "cmd-tea" || env.Type != "aggregates_test.ItemAdded" {
+		t.Fatalf("last event: %+v", env)
+	}
+}
+
+// A second runner process (here: a fresh runner) rebuilds an aggregate from
+// its events: its state, its version and the command ids it has handled.
+func TestRunnerRebuildsFromEvents(t *testing.T) {
+	addr, serde := platform(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// The subtest's cleanup stops the first runner before the second starts.
+	t.Run("first runner", func(t *testing.T) {
+		iv := runTodo(t, addr, serde)
+		if _, err := iv.Send(ctx, "todo", "l", CreateList{Name: "x"}, aggregates.WithCommandID("c0")); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if _, err := iv.Send(ctx, "todo", "l", AddItem{Title: strconv.Itoa(i)}, aggregates.WithCommandID("a"+strconv.Itoa(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	iv := runTodo(t, addr, serde)
+	res, err := iv.Send(ctx, "todo", "l", AddItem{Title: "3"})
+	if err != nil || res.Version != 5 {
+		t.Fatalf("after restart: %+v %v, want version 5", res, err)
+	}
+	if _, err := iv.Send(ctx, "todo", "l", AddItem{Title: "1"}); err == nil {
+		t.Fatal("the rebuilt state lost item 1")
+	}
+	dup, err := iv.Send(ctx, "todo", "l", AddItem{Title: "2"}, aggregates.WithCommandID("a2"))
+	if err != nil || !dup.Duplicate {
+		t.Fatalf("a command id handled before the restart must be recognised: %+v %v", dup, err)
+	}
+}
