@@ -48,6 +48,18 @@ func runTodo(t *testing.T, addr string, serde *schema.Serde) *aggregates.Invoker
 	if err := aggregates.EnsureTopics(ctx, streams.NewAdmin(testenv.Client(t, addr)), "todo", 4); err != nil {
 		t.Fatal(err)
 	}
+	startRunner(t, addr, serde)
+	iv, err := aggregates.NewInvoker(ctx, []string{addr}, serde)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(iv.Close)
+	return iv
+}
+
+// startRunner runs a todo runner until the test's cleanup.
+func startRunner(t *testing.T, addr string, serde *schema.Serde) {
+	t.Helper()
 	r, err := aggregates.NewRunner(todo(), serde, []string{addr})
 	if err != nil {
 		t.Fatal(err)
@@ -61,12 +73,6 @@ func runTodo(t *testing.T, addr string, serde *schema.Serde) *aggregates.Invoker
 			t.Errorf("runner: %v", err)
 		}
 	})
-	iv, err := aggregates.NewInvoker(ctx, []string{addr}, serde)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(iv.Close)
-	return iv
 }
 
 func TestRunnerSendReplyAndEvents(t *testing.T) {
@@ -168,5 +174,48 @@ func TestRunnerRebuildsFromEvents(t *testing.T) {
 	dup, err := iv.Send(ctx, "todo", "l", AddItem{Title: "2"}, aggregates.WithCommandID("a2"))
 	if err != nil || !dup.Duplicate {
 		t.Fatalf("a command id handled before the restart must be recognised: %+v %v", dup, err)
+	}
+}
+
+// Two runners in one group share the partitions; when one stops, the other
+// takes its aggregates over with their state rebuilt from the events, and
+// keeps serving its own.
+func TestTwoRunnersFailover(t *testing.T) {
+	addr, serde := platform(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	iv := runTodo(t, addr, serde) // runner A, for the whole test
+	t.Run("while B runs too", func(t *testing.T) {
+		startRunner(t, addr, serde) // runner B, stopped when this subtest ends
+		adm := streams.NewAdmin(testenv.Client(t, addr))
+		for {
+			desc, err := adm.DescribeGroup(ctx, "todo.runner")
+			if err == nil && len(desc.Members) == 2 && desc.State == "Stable" {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("the second runner never joined: %+v %v", desc, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		for i := range 16 {
+			id := "list-" + strconv.Itoa(i)
+			if _, err := iv.Send(ctx, "todo", id, CreateList{Name: id}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := iv.Send(ctx, "todo", id, AddItem{Title: "first"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	for i := range 16 {
+		id := "list-" + strconv.Itoa(i)
+		res, err := iv.Send(ctx, "todo", id, AddItem{Title: "second"})
+		if err != nil || res.Version != 3 {
+			t.Fatalf("%s after B stopped: %+v %v (want version 3)", id, res, err)
+		}
+		if _, err := iv.Send(ctx, "todo", id, AddItem{Title: "first"}); err == nil {
+			t.Fatalf("%s: runner A lost the first item", id)
+		}
 	}
 }
