@@ -24,7 +24,7 @@ deps:
 
 ## bench: the benchmarks recorded in BENCHMARKS.md
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./streams/ ./schema/
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./streams/ ./schema/ ./aggregates/snapshot/
 
 lint:
 	$(GO) vet $(PKGS)

@@ -8,9 +8,11 @@ import (
 	"reflect"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/recq/recq/aggregates/snapshot"
 	"github.com/recq/recq/streams"
 )
 
@@ -123,9 +125,50 @@ func rejection(err error) Reply {
 // entry is a loaded aggregate: its instance and the ids of the commands
 // whose events it contains, so a command sent again is answered, not redone.
 type entry[S any] struct {
-	in   Instance[S]
-	seen map[string]bool
+	in       Instance[S]
+	seen     map[string]bool
+	order    []string    // seen ids, oldest first, for bounded snapshots
+	last     *kgo.Record // the last event written in this batch; its offset is known once produced
+	snapshot int64       // version of the last snapshot taken or loaded
 }
+
+func (e *entry[S]) remember(id string) {
+	if !e.seen[id] {
+		e.seen[id] = true
+		e.order = append(e.order, id)
+	}
+}
+
+// RunnerOption configures a Runner.
+type RunnerOption func(*runnerConfig)
+
+type runnerConfig struct {
+	snapshots snapshot.Store
+	every     int64
+}
+
+// DefaultSnapshotEvery is how many events apart snapshots are taken when a
+// snapshot store is given.
+const DefaultSnapshotEvery = 100
+
+// WithSnapshots keeps a snapshot of an aggregate in store every `every`
+// events (DefaultSnapshotEvery if every < 1), so loading it reads only the
+// events after its snapshot. Snapshots are written after the transaction
+// holding their events committed; a failed save only costs a longer load.
+// The state is stored as JSON, with the ids of the last SnapshotSeen
+// commands the aggregate handled (older ones are no longer recognised as
+// duplicates once the aggregate is loaded from that snapshot).
+func WithSnapshots(store snapshot.Store, every int64) RunnerOption {
+	return func(c *runnerConfig) {
+		c.snapshots, c.every = store, every
+		if c.every < 1 {
+			c.every = DefaultSnapshotEvery
+		}
+	}
+}
+
+// SnapshotSeen bounds the command ids a snapshot remembers.
+const SnapshotSeen = 1000
 
 // Runner handles an aggregate's commands exactly once: a member of the
 // consumer group <aggregate>.runner that, per polled batch, decides the
@@ -140,14 +183,18 @@ type Runner[S any] struct {
 	commands typeTable
 	events   typeTable
 	history  *streams.RangeReader
+	cfg      runnerConfig
 
 	mu    sync.Mutex // guards cache: the poll loop and revocation callbacks
 	cache map[int32]map[string]*entry[S]
 }
 
 // NewRunner returns a runner of agg's commands.
-func NewRunner[S any](agg *Aggregate[S], codec Codec, brokers []string) (*Runner[S], error) {
+func NewRunner[S any](agg *Aggregate[S], codec Codec, brokers []string, opts ...RunnerOption) (*Runner[S], error) {
 	r := &Runner[S]{agg: agg, codec: codec, brokers: brokers, group: agg.name + ".runner", cache: map[int32]map[string]*entry[S]{}}
+	for _, o := range opts {
+		o(&r.cfg)
+	}
 	var err error
 	if r.commands, err = newTypeTable(codec, agg.CommandTypes()); err != nil {
 		return nil, err
@@ -209,7 +256,9 @@ func (r *Runner[S]) Run(ctx context.Context) error {
 		} else {
 			sess.End(ctx, kgo.TryAbort)
 		}
-		if !committed {
+		if committed {
+			r.snapshots(ctx, touched)
+		} else {
 			// The in-memory states ran ahead of what Kafka kept: reload
 			// them from the log when next needed. The batch is polled again.
 			r.forget(touched)
@@ -320,7 +369,10 @@ func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) ([]*kgo.
 		return nil, err
 	}
 	if env.ID != "" && len(events) > 0 {
-		e.seen[env.ID] = true
+		e.remember(env.ID)
+	}
+	if len(out) > 0 {
+		e.last = out[len(out)-1]
 	}
 	return append(out, reply(Reply{Version: e.in.Version, Events: len(events)})...), nil
 }
@@ -335,13 +387,17 @@ func (r *Runner[S]) load(ctx context.Context, k key) (*entry[S], error) {
 		return e, nil
 	}
 	e = &entry[S]{seen: map[string]bool{}}
+	from, err := r.restore(ctx, k, e)
+	if err != nil {
+		return nil, err
+	}
 	topic := EventsTopic(r.agg.name)
 	end, err := r.history.Stable(ctx, topic, k.partition)
 	if err != nil {
 		return nil, err
 	}
 	var applyErr error
-	err = r.history.Read(ctx, topic, k.partition, 0, end, func(er *kgo.Record) {
+	err = r.history.Read(ctx, topic, k.partition, from, end, func(er *kgo.Record) {
 		if applyErr != nil || string(er.Key) != k.id {
 			return
 		}
@@ -353,7 +409,7 @@ func (r *Runner[S]) load(ctx context.Context, k key) (*entry[S], error) {
 		}
 		applyErr = r.agg.Apply(&e.in, evt)
 		if env.CausationID != "" {
-			e.seen[env.CausationID] = true
+			e.remember(env.CausationID)
 		}
 	})
 	if err == nil {
@@ -369,4 +425,65 @@ func (r *Runner[S]) load(ctx context.Context, k key) (*entry[S], error) {
 	r.cache[k.partition][k.id] = e
 	r.mu.Unlock()
 	return e, nil
+}
+
+// snapshotState is what a snapshot holds besides the version.
+type snapshotState[S any] struct {
+	State S        `json:"state"`
+	Seen  []string `json:"seen,omitempty"`
+}
+
+// restore loads k's snapshot into e and returns the offset to read events
+// from: after the snapshot, or 0 without a usable one.
+func (r *Runner[S]) restore(ctx context.Context, k key, e *entry[S]) (int64, error) {
+	if r.cfg.snapshots == nil {
+		return 0, nil
+	}
+	snap, err := r.cfg.snapshots.Load(ctx, r.agg.name, k.id)
+	if errors.Is(err, snapshot.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("load %s %s: %w", r.agg.name, k.id, err)
+	}
+	var st snapshotState[S]
+	if snap.Partition != k.partition || json.Unmarshal(snap.State, &st) != nil {
+		// Taken before the partitions changed, or of an older state type:
+		// replaying every event is slower but right.
+		return 0, nil
+	}
+	e.in = Instance[S]{State: st.State, Version: snap.Version}
+	e.snapshot = snap.Version
+	for _, id := range st.Seen {
+		e.remember(id)
+	}
+	return snap.Offset + 1, nil
+}
+
+// snapshots saves a snapshot of every aggregate of a committed batch that
+// has gone cfg.every events past its last one.
+func (r *Runner[S]) snapshots(ctx context.Context, keys []key) {
+	if r.cfg.snapshots == nil {
+		return
+	}
+	for _, k := range keys {
+		r.mu.Lock()
+		e := r.cache[k.partition][k.id]
+		r.mu.Unlock()
+		if e == nil || e.last == nil || e.in.Version-e.snapshot < r.cfg.every {
+			continue
+		}
+		seen := e.order[max(0, len(e.order)-SnapshotSeen):]
+		b, err := json.Marshal(snapshotState[S]{State: e.in.State, Seen: seen})
+		if err != nil {
+			continue // a state that cannot be JSON is replayed from events
+		}
+		err = r.cfg.snapshots.Save(ctx, snapshot.Snapshot{
+			Aggregate: r.agg.name, ID: k.id, Version: e.in.Version, State: b,
+			Partition: k.partition, Offset: e.last.Offset, TakenAt: time.Now(),
+		})
+		if err == nil {
+			e.snapshot = e.in.Version
+		}
+	}
 }

@@ -42,13 +42,17 @@ func platform(t *testing.T) (string, *schema.Serde) {
 
 // runTodo starts a runner of the todo aggregate and an invoker.
 func runTodo(t *testing.T, addr string, serde *schema.Serde) *aggregates.Invoker {
+	return runTodoWith(t, addr, serde)
+}
+
+func runTodoWith(t *testing.T, addr string, serde *schema.Serde, opts ...aggregates.RunnerOption) *aggregates.Invoker {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := aggregates.EnsureTopics(ctx, streams.NewAdmin(testenv.Client(t, addr)), "todo", 4); err != nil {
 		t.Fatal(err)
 	}
-	startRunner(t, addr, serde)
+	startRunner(t, addr, serde, opts...)
 	iv, err := aggregates.NewInvoker(ctx, []string{addr}, serde)
 	if err != nil {
 		t.Fatal(err)
@@ -58,9 +62,9 @@ func runTodo(t *testing.T, addr string, serde *schema.Serde) *aggregates.Invoker
 }
 
 // startRunner runs a todo runner until the test's cleanup.
-func startRunner(t *testing.T, addr string, serde *schema.Serde) {
+func startRunner(t *testing.T, addr string, serde *schema.Serde, opts ...aggregates.RunnerOption) {
 	t.Helper()
-	r, err := aggregates.NewRunner(todo(), serde, []string{addr})
+	r, err := aggregates.NewRunner(todo(), serde, []string{addr}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

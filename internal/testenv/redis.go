@@ -1,0 +1,63 @@
+package testenv
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisServer is a redis-server subprocess on a fixed loopback address. It
+// can be stopped and started again on the same address, as an outage would,
+// so clients that knew it reconnect.
+type RedisServer struct {
+	Addr string // host:port
+
+	t    testing.TB
+	dir  string
+	proc *Proc
+}
+
+// Redis starts a redis-server without persistence on a free loopback port
+// and returns once it answers PING. It is killed at cleanup.
+func Redis(t testing.TB) *RedisServer {
+	t.Helper()
+	r := &RedisServer{Addr: FreeAddr(t), t: t, dir: t.TempDir()}
+	r.Start()
+	return r
+}
+
+// Start starts the server again after Stop, on the same address, empty (it
+// keeps no data). Call it from the test's goroutine: it fails the test if the
+// server does not come up.
+func (r *RedisServer) Start() {
+	r.t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		r.t.Fatal("redis-server not found: install it with 'apt-get install redis-server' (make test does this when run as root)")
+	}
+	_, port, _ := strings.Cut(r.Addr, ":")
+	// Redis has logged this line since 2.x, once it accepts connections.
+	r.proc = Start(r.t, "Ready to accept connections", bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", r.dir)
+	r.ping()
+}
+
+// Stop kills the server (SIGKILL, as a crash would) and waits until it has
+// exited, so the address refuses connections when Stop returns.
+func (r *RedisServer) Stop() { r.proc.Kill9() }
+
+// ping checks that the server answers; the log line Start waited for says
+// only that it listens.
+func (r *RedisServer) ping() {
+	r.t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		r.t.Fatalf("testenv: redis-server on %s does not answer PING: %v\n%s", r.Addr, err, r.proc.Output())
+	}
+}
