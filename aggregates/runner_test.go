@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/recq/recq/aggregates"
@@ -124,16 +123,9 @@ func TestRunnerSendReplyAndEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rd.Close()
-	var got []*kgo.Record
-	for {
-		recs, err := rd.Poll(ctx)
-		got = append(got, recs...)
-		if errors.Is(err, streams.ErrEndReached) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	got, err := rd.ReadAll(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if len(got) != 5 {
 		t.Fatalf("%d events, want 5 (create, 3 adds, tea)", len(got))

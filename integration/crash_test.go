@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,17 +149,13 @@ func readAll(t *testing.T, addr, topic string) map[string]int {
 	defer rd.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	seen := map[string]int{}
-	for {
-		recs, err := rd.Poll(ctx)
-		for _, r := range recs {
-			seen[string(r.Value)]++
-		}
-		if errors.Is(err, streams.ErrEndReached) {
-			return seen
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	recs, err := rd.ReadAll(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
+	seen := map[string]int{}
+	for _, r := range recs {
+		seen[string(r.Value)]++
+	}
+	return seen
 }

@@ -410,20 +410,14 @@ func TestReadUntilEndStopsAfterTransactions(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer rd.Close()
-		var got []*kgo.Record
-		for {
-			recs, err := rd.Poll(ctx)
-			got = append(got, recs...)
-			if errors.Is(err, streams.ErrEndReached) {
-				return got
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := rd.Commit(ctx, recs...); err != nil {
-				t.Fatal(err)
-			}
+		got, err := rd.ReadAll(ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if err := rd.Commit(ctx, got...); err != nil {
+			t.Fatal(err)
+		}
+		return got
 	}
 	got := read()
 	if len(got) != 8 {

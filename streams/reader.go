@@ -307,6 +307,26 @@ func (r *Reader) advance(recs []*kgo.Record) []*kgo.Record {
 	return out
 }
 
+// ReadAll polls a ReadUntilEnd reader until the end and returns every
+// record, for reads small enough to hold in memory (tests, tools, replays of
+// a window). It commits nothing.
+func (r *Reader) ReadAll(ctx context.Context) ([]*kgo.Record, error) {
+	if !r.cfg.UntilEnd {
+		return nil, errors.New("streams: ReadAll needs a reader built with ReadUntilEnd")
+	}
+	var all []*kgo.Record
+	for {
+		recs, err := r.Poll(ctx)
+		all = append(all, recs...)
+		if errors.Is(err, ErrEndReached) {
+			return all, nil
+		}
+		if err != nil {
+			return all, err
+		}
+	}
+}
+
 // Commit commits the offsets after recs for the reader's group (a no-op for
 // direct reads), waiting for the broker's answer.
 func (r *Reader) Commit(ctx context.Context, recs ...*kgo.Record) error {
