@@ -120,40 +120,75 @@ type Result struct {
 // ErrConflict, ErrUnknownCommand) or, for a handler's own refusal, a
 // *RejectedError carrying its message.
 func (iv *Invoker) Send(ctx context.Context, aggregate, id string, cmd any, opts ...SendOption) (Result, error) {
+	o := <-iv.SendAsync(ctx, aggregate, id, cmd, opts...)
+	return o.Result, o.Err
+}
+
+// Outcome is what SendAsync delivers: Send's two results.
+type Outcome struct {
+	Result
+	Err error
+}
+
+// SendAsync sends cmd and returns at once; the channel delivers the outcome
+// (as Send would return it) and is then closed. ctx bounds the wait.
+func (iv *Invoker) SendAsync(ctx context.Context, aggregate, id string, cmd any, opts ...SendOption) <-chan Outcome {
 	cfg := sendConfig{id: streams.NewID(), expected: AnyVersion}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	ch := make(chan Reply, 1)
-	iv.mu.Lock()
-	iv.pending[cfg.id] = ch
-	iv.mu.Unlock()
-	defer func() {
-		iv.mu.Lock()
-		delete(iv.pending, cfg.id)
-		iv.mu.Unlock()
-	}()
+	out := make(chan Outcome, 1)
+	deliver := func(o Outcome) {
+		o.CommandID = cfg.id
+		out <- o
+		close(out)
+	}
 	val, typ, err := iv.codec.Encode(ctx, CommandsTopic(aggregate), cmd)
 	if err != nil {
-		return Result{}, fmt.Errorf("aggregates: send %T: %w", cmd, err)
+		deliver(Outcome{Err: fmt.Errorf("aggregates: send %T: %w", cmd, err)})
+		return out
 	}
 	rec := &kgo.Record{Topic: CommandsTopic(aggregate), Key: []byte(id), Value: val}
 	streams.Envelope{Type: typ, ID: cfg.id, ReplyTo: iv.replies}.Write(rec)
 	if cfg.expected != AnyVersion {
 		streams.SetHeader(rec, HeaderExpectedVersion, strconv.FormatInt(cfg.expected, 10))
 	}
-	if err := iv.pub.Publish(ctx, rec); err != nil {
-		return Result{}, fmt.Errorf("aggregates: send %T to %s %s: %w", cmd, aggregate, id, err)
-	}
-	select {
-	case rp := <-ch:
-		if rp.Code != "" {
-			return Result{CommandID: cfg.id}, replyErr(rp)
+	replies := make(chan Reply, 1)
+	iv.mu.Lock()
+	iv.pending[cfg.id] = replies
+	iv.mu.Unlock()
+	published := make(chan error, 1)
+	iv.pub.PublishAsync(ctx, rec, func(_ *kgo.Record, err error) { published <- err })
+	// The waiter is owned by this call: it ends with the reply, a failed
+	// publish, or ctx, and is the only one to deliver.
+	go func() {
+		defer func() {
+			iv.mu.Lock()
+			delete(iv.pending, cfg.id)
+			iv.mu.Unlock()
+		}()
+		for {
+			select {
+			case err := <-published:
+				if err != nil {
+					deliver(Outcome{Err: fmt.Errorf("aggregates: send %T to %s %s: %w", cmd, aggregate, id, err)})
+					return
+				}
+				published = nil // sent; wait for the reply
+			case rp := <-replies:
+				if rp.Code != "" {
+					deliver(Outcome{Err: replyErr(rp)})
+				} else {
+					deliver(Outcome{Result: Result{Version: rp.Version, Events: rp.Events, Duplicate: rp.Duplicate}})
+				}
+				return
+			case <-ctx.Done():
+				deliver(Outcome{Err: fmt.Errorf("aggregates: no reply to command %s (%T to %s %s): %w; it may still be handled: send again with WithCommandID(%q) to find out", cfg.id, cmd, aggregate, id, ctx.Err(), cfg.id)})
+				return
+			}
 		}
-		return Result{CommandID: cfg.id, Version: rp.Version, Events: rp.Events, Duplicate: rp.Duplicate}, nil
-	case <-ctx.Done():
-		return Result{CommandID: cfg.id}, fmt.Errorf("aggregates: no reply to command %s (%T to %s %s): %w; it may still be handled: send again with WithCommandID(%q) to find out", cfg.id, cmd, aggregate, id, ctx.Err(), cfg.id)
-	}
+	}()
+	return out
 }
 
 func replyErr(rp Reply) error {

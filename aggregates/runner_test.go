@@ -215,3 +215,38 @@ func TestTwoRunnersFailover(t *testing.T) {
 		}
 	}
 }
+
+// SendAsync returns at once; many commands in flight at once all get their
+// own answers.
+func TestSendAsyncManyInFlight(t *testing.T) {
+	addr, serde := platform(t)
+	iv := runTodo(t, addr, serde)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := iv.Send(ctx, "todo", "l", CreateList{Name: "l"}); err != nil {
+		t.Fatal(err)
+	}
+	var outs []<-chan aggregates.Outcome
+	for i := range 50 {
+		outs = append(outs, iv.SendAsync(ctx, "todo", "l", AddItem{Title: strconv.Itoa(i)}))
+	}
+	versions := map[int64]bool{}
+	for i, ch := range outs {
+		o := <-ch
+		if o.Err != nil || o.CommandID == "" {
+			t.Fatalf("command %d: %+v", i, o)
+		}
+		versions[o.Version] = true
+	}
+	if len(versions) != 50 {
+		t.Fatalf("50 accepted commands must leave 50 distinct versions, got %d", len(versions))
+	}
+	if o := <-iv.SendAsync(ctx, "todo", "missing", AddItem{Title: "x"}); !errors.Is(o.Err, aggregates.ErrNotFound) {
+		t.Fatalf("async rejection: %+v", o)
+	}
+	short, stop := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer stop()
+	if o := <-iv.SendAsync(short, "nobody", "x", AddItem{Title: "x"}); o.Err == nil {
+		t.Fatal("a command to an aggregate nobody runs must time out or fail")
+	}
+}
