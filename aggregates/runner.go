@@ -145,7 +145,13 @@ type RunnerOption func(*runnerConfig)
 type runnerConfig struct {
 	snapshots snapshot.Store
 	every     int64
+	cacheSize int
 }
+
+// WithCacheSize bounds how many aggregates the runner keeps loaded
+// (DefaultCacheSize if n < 1); the least recently used are dropped and
+// reloaded (snapshot + events) when needed again.
+func WithCacheSize(n int) RunnerOption { return func(c *runnerConfig) { c.cacheSize = n } }
 
 // DefaultSnapshotEvery is how many events apart snapshots are taken when a
 // snapshot store is given.
@@ -186,15 +192,16 @@ type Runner[S any] struct {
 	cfg      runnerConfig
 
 	mu    sync.Mutex // guards cache: the poll loop and revocation callbacks
-	cache map[int32]map[string]*entry[S]
+	cache *stateCache[S]
 }
 
 // NewRunner returns a runner of agg's commands.
 func NewRunner[S any](agg *Aggregate[S], codec Codec, brokers []string, opts ...RunnerOption) (*Runner[S], error) {
-	r := &Runner[S]{agg: agg, codec: codec, brokers: brokers, group: agg.name + ".runner", cache: map[int32]map[string]*entry[S]{}}
+	r := &Runner[S]{agg: agg, codec: codec, brokers: brokers, group: agg.name + ".runner"}
 	for _, o := range opts {
 		o(&r.cfg)
 	}
+	r.cache = newStateCache[S](r.cfg.cacheSize)
 	var err error
 	if r.commands, err = newTypeTable(codec, agg.CommandTypes()); err != nil {
 		return nil, err
@@ -212,9 +219,7 @@ func NewRunner[S any](agg *Aggregate[S], codec Codec, brokers []string, opts ...
 func (r *Runner[S]) drop(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, p := range lost[CommandsTopic(r.agg.name)] {
-		delete(r.cache, p)
-	}
+	r.cache.dropPartitions(lost[CommandsTopic(r.agg.name)])
 }
 
 // Run handles commands until ctx ends, then leaves the group.
@@ -246,6 +251,9 @@ func (r *Runner[S]) Run(ctx context.Context) error {
 		if fs.NumRecords() == 0 {
 			continue
 		}
+		r.mu.Lock()
+		r.cache.batch++
+		r.mu.Unlock()
 		if err := sess.Begin(); err != nil {
 			return fmt.Errorf("aggregates: runner %s: begin: %w", r.agg.name, err)
 		}
@@ -278,7 +286,7 @@ func (r *Runner[S]) forget(keys []key) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, k := range keys {
-		delete(r.cache[k.partition], k.id)
+		r.cache.remove(k)
 	}
 }
 
@@ -381,7 +389,7 @@ func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) ([]*kgo.
 // in its partition of the event topic.
 func (r *Runner[S]) load(ctx context.Context, k key) (*entry[S], error) {
 	r.mu.Lock()
-	e := r.cache[k.partition][k.id]
+	e := r.cache.get(k)
 	r.mu.Unlock()
 	if e != nil {
 		return e, nil
@@ -419,10 +427,7 @@ func (r *Runner[S]) load(ctx context.Context, k key) (*entry[S], error) {
 		return nil, err
 	}
 	r.mu.Lock()
-	if r.cache[k.partition] == nil {
-		r.cache[k.partition] = map[string]*entry[S]{}
-	}
-	r.cache[k.partition][k.id] = e
+	r.cache.put(k, e)
 	r.mu.Unlock()
 	return e, nil
 }
@@ -468,7 +473,7 @@ func (r *Runner[S]) snapshots(ctx context.Context, keys []key) {
 	}
 	for _, k := range keys {
 		r.mu.Lock()
-		e := r.cache[k.partition][k.id]
+		e := r.cache.get(k)
 		r.mu.Unlock()
 		if e == nil || e.last == nil || e.in.Version-e.snapshot < r.cfg.every {
 			continue

@@ -250,3 +250,25 @@ func TestSendAsyncManyInFlight(t *testing.T) {
 		t.Fatal("a command to an aggregate nobody runs must time out or fail")
 	}
 }
+
+// A cache of two aggregates over twelve: every command still sees its
+// aggregate's full state, reloaded from the events when it was evicted.
+func TestRunnerSmallCacheReloads(t *testing.T) {
+	addr, serde := platform(t)
+	iv := runTodoWith(t, addr, serde, aggregates.WithCacheSize(2))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for round := range 3 {
+		for i := range 12 {
+			id := "list-" + strconv.Itoa(i)
+			var cmd any = AddItem{Title: strconv.Itoa(round)}
+			if round == 0 {
+				cmd = CreateList{Name: id}
+			}
+			res, err := iv.Send(ctx, "todo", id, cmd)
+			if err != nil || res.Version != int64(round+1) {
+				t.Fatalf("%s round %d: %+v %v", id, round, res, err)
+			}
+		}
+	}
+}
