@@ -36,9 +36,10 @@ type Deletable interface{ IsDeleted() bool }
 
 // Aggregate is the definition of an aggregate type with state S.
 type Aggregate[S any] struct {
-	name     string
-	commands map[reflect.Type]commandHandler[S]
-	events   map[reflect.Type]func(*S, any)
+	name      string
+	stateless bool // a Service: no history, no versions
+	commands  map[reflect.Type]commandHandler[S]
+	events    map[reflect.Type]func(*S, any)
 }
 
 type commandHandler[S any] struct {

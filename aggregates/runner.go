@@ -369,7 +369,11 @@ func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) ([]*kgo.
 			return nil, fmt.Errorf("encode event %T of command %s: %w", evt, env.ID, err)
 		}
 		er := &kgo.Record{Topic: EventsTopic(r.agg.name), Key: rec.Key, Value: val}
-		streams.Envelope{Type: typ, AggregateID: k.id, AggregateVersion: e.in.Version + int64(i) + 1}.Write(er)
+		env := streams.Envelope{Type: typ, AggregateID: k.id, AggregateVersion: e.in.Version + int64(i) + 1}
+		if r.agg.stateless {
+			env.AggregateID, env.AggregateVersion = "", 0 // service events belong to no aggregate
+		}
+		env.Write(er)
 		streams.Stamp(ctx, er)
 		out = append(out, er)
 	}
@@ -382,7 +386,11 @@ func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) ([]*kgo.
 	if len(out) > 0 {
 		e.last = out[len(out)-1]
 	}
-	return append(out, reply(Reply{Version: e.in.Version, Events: len(events)})...), nil
+	version := e.in.Version
+	if r.agg.stateless {
+		version = 0
+	}
+	return append(out, reply(Reply{Version: version, Events: len(events)})...), nil
 }
 
 // load returns the aggregate from the cache, or rebuilds it from its events
@@ -395,6 +403,12 @@ func (r *Runner[S]) load(ctx context.Context, k key) (*entry[S], error) {
 		return e, nil
 	}
 	e = &entry[S]{seen: map[string]bool{}}
+	if r.agg.stateless {
+		r.mu.Lock()
+		r.cache.put(k, e)
+		r.mu.Unlock()
+		return e, nil
+	}
 	from, err := r.restore(ctx, k, e)
 	if err != nil {
 		return nil, err
@@ -468,7 +482,7 @@ func (r *Runner[S]) restore(ctx context.Context, k key, e *entry[S]) (int64, err
 // snapshots saves a snapshot of every aggregate of a committed batch that
 // has gone cfg.every events past its last one.
 func (r *Runner[S]) snapshots(ctx context.Context, keys []key) {
-	if r.cfg.snapshots == nil {
+	if r.cfg.snapshots == nil || r.agg.stateless {
 		return
 	}
 	for _, k := range keys {
