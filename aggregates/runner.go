@@ -146,7 +146,19 @@ type runnerConfig struct {
 	snapshots snapshot.Store
 	every     int64
 	cacheSize int
+	instance  string
 }
+
+// WithInstanceID gives the runner a stable identity (e.g. a pod name) for
+// its transactional id. A runner restarted with the same identity fences
+// its crashed predecessor at once, aborting the transaction it left open;
+// without one, that transaction holds the partitions' stable offsets until
+// the broker times it out (TransactionTimeout, 10 s).
+func WithInstanceID(id string) RunnerOption { return func(c *runnerConfig) { c.instance = id } }
+
+// TransactionTimeout is how long a runner's transaction may stay open
+// before the broker aborts it.
+const TransactionTimeout = 10 * time.Second
 
 // WithCacheSize bounds how many aggregates the runner keeps loaded
 // (DefaultCacheSize if n < 1); the least recently used are dropped and
@@ -225,10 +237,15 @@ func (r *Runner[S]) drop(_ context.Context, _ *kgo.Client, lost map[string][]int
 // Run handles commands until ctx ends, then leaves the group.
 func (r *Runner[S]) Run(ctx context.Context) error {
 	defer r.history.Close()
+	instance := r.cfg.instance
+	if instance == "" {
+		instance = streams.NewID()
+	}
 	sess, err := kgo.NewGroupTransactSession(
 		kgo.SeedBrokers(r.brokers...),
 		kgo.ClientID("recq-runner"),
-		kgo.TransactionalID(r.group+"-"+streams.NewID()),
+		kgo.TransactionalID(r.group+"-"+instance),
+		kgo.TransactionTimeout(TransactionTimeout),
 		kgo.ConsumerGroup(r.group),
 		kgo.ConsumeTopics(CommandsTopic(r.agg.name)),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),

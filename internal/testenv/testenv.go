@@ -53,38 +53,56 @@ func Topic(t testing.TB, addr, name string, n int32) {
 }
 
 var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
+	buildMu sync.Mutex
+	built   = map[string]*buildResult{}
 )
 
+type buildResult struct {
+	once sync.Once
+	path string
+	err  error
+}
+
 // Recq builds ./cmd/recq once per test binary and returns the executable's
-// path. The binary is built with -race when the tests are, so subprocesses
-// are checked too.
+// path.
 func Recq(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	return Binary(t, "github.com/recq/recq/cmd/recq")
+}
+
+// Binary builds the main package pkg once per test binary and returns the
+// executable's path. It is built with -race when the tests are, so
+// subprocesses are checked too.
+func Binary(t testing.TB, pkg string) string {
+	t.Helper()
+	buildMu.Lock()
+	b := built[pkg]
+	if b == nil {
+		b = &buildResult{}
+		built[pkg] = b
+	}
+	buildMu.Unlock()
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "recq-bin-")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		buildPath = filepath.Join(dir, "recq")
-		args := []string{"build", "-o", buildPath}
+		b.path = filepath.Join(dir, filepath.Base(pkg))
+		args := []string{"build", "-o", b.path}
 		if raceEnabled {
 			args = append(args, "-race")
 		}
-		cmd := exec.Command("go", append(args, "github.com/recq/recq/cmd/recq")...)
+		cmd := exec.Command("go", append(args, pkg)...)
 		cmd.Dir = moduleRoot()
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = &buildError{out: string(out), err: err}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = &buildError{out: string(out), err: err}
 		}
 	})
-	if buildErr != nil {
-		t.Fatalf("testenv: build recq: %v", buildErr)
+	if b.err != nil {
+		t.Fatalf("testenv: build %s: %v", pkg, b.err)
 	}
-	return buildPath
+	return b.path
 }
 
 type buildError struct {

@@ -1,0 +1,147 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/recq/recq/aggregates"
+	"github.com/recq/recq/examples/todo"
+	"github.com/recq/recq/internal/testenv"
+	"github.com/recq/recq/schema"
+	"github.com/recq/recq/streams"
+)
+
+// A runner handling 20,000 commands across 8 partitions is killed with
+// SIGKILL three times at random points and restarted. Afterwards the event
+// topic, read committed, holds exactly one event per accepted command, the
+// versions of every aggregate are contiguous, and every Send that returned
+// success is there.
+func TestAggregateRunnerKill9ExactlyOnce(t *testing.T) {
+	const (
+		lists    = 200
+		commands = 20_000
+	)
+	dev := testenv.StartDev(t, t.TempDir())
+	runnerBin := testenv.Binary(t, "github.com/recq/recq/examples/todo/runner")
+	startRunner := func() *testenv.Proc {
+		return testenv.Start(t, "todo runner: ready", runnerBin,
+			"-brokers", dev.Addr, "-registry", dev.Registry, "-partitions", "8", "-instance", "crash-test")
+	}
+	runner := startRunner()
+
+	src, err := sr.NewClient(sr.URLs(dev.Registry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serde, err := schema.NewSerde(src, schema.WithAutoRegister(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	iv, err := aggregates.NewInvoker(ctx, []string{dev.Addr}, serde)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer iv.Close()
+	for i := range lists {
+		if _, err := iv.Send(ctx, todo.Name, fmt.Sprintf("list-%d", i), todo.CreateList{Name: "l"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Kill and restart the runner three times while commands flow.
+	var accepted atomic.Int64
+	killerDone := make(chan struct{})
+	go func() {
+		defer close(killerDone)
+		for kill := range 3 {
+			target := int64((kill + 1) * commands / 4)
+			target += rand.Int64N(commands / 8)
+			for accepted.Load() < target && ctx.Err() == nil {
+				time.Sleep(5 * time.Millisecond)
+			}
+			runner.Kill9()
+			time.Sleep(time.Duration(rand.IntN(500)) * time.Millisecond)
+			runner = startRunner()
+		}
+	}()
+
+	// Every command has its own id; one that got no answer (its runner
+	// died) is sent again with the same id until it is answered.
+	send := func(n int) error {
+		id := fmt.Sprintf("list-%d", n%lists)
+		cmd := todo.AddItem{Title: fmt.Sprintf("item-%d", n)}
+		for ctx.Err() == nil {
+			sctx, scancel := context.WithTimeout(ctx, 20*time.Second)
+			_, err := iv.Send(sctx, todo.Name, id, cmd, aggregates.WithCommandID(fmt.Sprintf("cmd-%d", n)))
+			scancel()
+			if err == nil {
+				accepted.Add(1)
+				return nil
+			}
+			if !strings.Contains(err.Error(), "no reply") {
+				return fmt.Errorf("command %d: %w", n, err)
+			}
+		}
+		return ctx.Err()
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, commands)
+	sem := make(chan struct{}, 400)
+	for n := range commands {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := send(n); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	<-killerDone
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	rd, err := streams.NewReader([]string{dev.Addr}, streams.ReadTopics(aggregates.EventsTopic(todo.Name)), streams.ReadUntilEnd())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	events, err := rd.ReadAll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions := map[string]int64{}
+	causes := map[string]int{}
+	for _, e := range events {
+		env, err := streams.ReadEnvelope(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if env.AggregateVersion != versions[env.AggregateID]+1 {
+			t.Fatalf("%s: version %d follows %d (versions must be contiguous)", env.AggregateID, env.AggregateVersion, versions[env.AggregateID])
+		}
+		versions[env.AggregateID] = env.AggregateVersion
+		causes[env.CausationID]++
+	}
+	if len(events) != lists+commands {
+		t.Fatalf("%d events, want %d (one per accepted command)", len(events), lists+commands)
+	}
+	for n := range commands {
+		if c := causes[fmt.Sprintf("cmd-%d", n)]; c != 1 {
+			t.Fatalf("command %d has %d events, want exactly 1", n, c)
+		}
+	}
+	t.Logf("%d commands, %d accepted answers, 3 kills; %d events, versions contiguous for %d lists", commands, accepted.Load(), len(events), len(versions))
+}
