@@ -25,6 +25,7 @@ deps:
 ## bench: the benchmarks recorded in BENCHMARKS.md
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./streams/ ./schema/ ./aggregates/snapshot/
+	$(GO) test -run '^$$' -bench . -benchtime 20000x -count 3 ./aggregates/
 
 lint:
 	$(GO) vet $(PKGS)

@@ -19,7 +19,7 @@ import (
 
 // platform starts the real parts a runner needs: the broker over TCP and a
 // schema registry over HTTP, and returns the broker address and a serde.
-func platform(t *testing.T) (string, *schema.Serde) {
+func platform(t testing.TB) (string, *schema.Serde) {
 	t.Helper()
 	addr := testenv.Kafka(t)
 	srv, err := registry.New(registry.NewMemoryStore())
@@ -40,11 +40,11 @@ func platform(t *testing.T) (string, *schema.Serde) {
 }
 
 // runTodo starts a runner of the todo aggregate and an invoker.
-func runTodo(t *testing.T, addr string, serde *schema.Serde) *aggregates.Invoker {
+func runTodo(t testing.TB, addr string, serde *schema.Serde) *aggregates.Invoker {
 	return runTodoWith(t, addr, serde)
 }
 
-func runTodoWith(t *testing.T, addr string, serde *schema.Serde, opts ...aggregates.RunnerOption) *aggregates.Invoker {
+func runTodoWith(t testing.TB, addr string, serde *schema.Serde, opts ...aggregates.RunnerOption) *aggregates.Invoker {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -61,7 +61,7 @@ func runTodoWith(t *testing.T, addr string, serde *schema.Serde, opts ...aggrega
 }
 
 // startRunner runs a todo runner until the test's cleanup.
-func startRunner(t *testing.T, addr string, serde *schema.Serde, opts ...aggregates.RunnerOption) {
+func startRunner(t testing.TB, addr string, serde *schema.Serde, opts ...aggregates.RunnerOption) {
 	t.Helper()
 	r, err := aggregates.NewRunner(todo(), serde, []string{addr}, opts...)
 	if err != nil {
