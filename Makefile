@@ -25,7 +25,8 @@ deps:
 ## bench: the benchmarks recorded in BENCHMARKS.md
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./streams/ ./schema/ ./aggregates/snapshot/
-	$(GO) test -run '^$$' -bench . -benchtime 20000x -count 3 ./aggregates/
+	$(GO) test -run '^$$' -bench 'Send|RawTransactional' -benchtime 20000x -count 3 ./aggregates/
+	$(GO) test -run '^$$' -bench Load -benchtime 30x -timeout 20m ./aggregates/
 
 lint:
 	$(GO) vet $(PKGS)
