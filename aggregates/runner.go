@@ -147,7 +147,13 @@ type runnerConfig struct {
 	every     int64
 	cacheSize int
 	instance  string
+	session   time.Duration
 }
+
+// WithSessionTimeout sets how long the group waits for a silent member
+// (one that crashed) before giving its partitions to the others (franz-go's
+// default, 45 s, unless set).
+func WithSessionTimeout(d time.Duration) RunnerOption { return func(c *runnerConfig) { c.session = d } }
 
 // WithInstanceID gives the runner a stable identity (e.g. a pod name) for
 // its transactional id. A runner restarted with the same identity fences
@@ -241,10 +247,10 @@ func (r *Runner[S]) Run(ctx context.Context) error {
 	if instance == "" {
 		instance = streams.NewID()
 	}
-	sess, err := kgo.NewGroupTransactSession(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(r.brokers...),
 		kgo.ClientID("recq-runner"),
-		kgo.TransactionalID(r.group+"-"+instance),
+		kgo.TransactionalID(r.group + "-" + instance),
 		kgo.TransactionTimeout(TransactionTimeout),
 		kgo.ConsumerGroup(r.group),
 		kgo.ConsumeTopics(CommandsTopic(r.agg.name)),
@@ -252,7 +258,11 @@ func (r *Runner[S]) Run(ctx context.Context) error {
 		kgo.RequireStableFetchOffsets(),
 		kgo.OnPartitionsRevoked(r.drop),
 		kgo.OnPartitionsLost(r.drop),
-	)
+	}
+	if r.cfg.session > 0 {
+		opts = append(opts, kgo.SessionTimeout(r.cfg.session))
+	}
+	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, err)
 	}

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -144,4 +145,65 @@ func TestAggregateRunnerKill9ExactlyOnce(t *testing.T) {
 		}
 	}
 	t.Logf("%d commands, %d accepted answers, 3 kills; %d events, versions contiguous for %d lists", commands, accepted.Load(), len(events), len(versions))
+}
+
+// Two runner processes in one group split the partitions; one is killed
+// with SIGKILL and the other takes its aggregates over with their state.
+func TestTwoRunnersOneKilled(t *testing.T) {
+	dev := testenv.StartDev(t, t.TempDir())
+	bin := testenv.Binary(t, "github.com/recq/recq/examples/todo/runner")
+	start := func(instance string) *testenv.Proc {
+		return testenv.Start(t, "todo runner: ready", bin, "-brokers", dev.Addr, "-registry", dev.Registry,
+			"-partitions", "8", "-instance", instance, "-session-timeout", "6s")
+	}
+	a := start("a")
+	start("b")
+	src, err := sr.NewClient(sr.URLs(dev.Registry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serde, err := schema.NewSerde(src, schema.WithAutoRegister(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	iv, err := aggregates.NewInvoker(ctx, []string{dev.Addr}, serde)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer iv.Close()
+	cl := testenv.Client(t, dev.Addr)
+	for {
+		g, err := streams.NewAdmin(cl).DescribeGroup(ctx, "todo.runner")
+		if err == nil && len(g.Members) == 2 && g.State == "Stable" {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("two runners never shared the group: %+v %v", g, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for i := range 16 {
+		id := fmt.Sprintf("list-%d", i)
+		if _, err := iv.Send(ctx, todo.Name, id, todo.CreateList{Name: id}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := iv.Send(ctx, todo.Name, id, todo.AddItem{Title: "first"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Kill9()
+	for i := range 16 {
+		id := fmt.Sprintf("list-%d", i)
+		res, err := iv.Send(ctx, todo.Name, id, todo.AddItem{Title: "second"})
+		if err != nil || res.Version != 3 {
+			t.Fatalf("%s after a runner was killed: %+v %v (want version 3)", id, res, err)
+		}
+		_, err = iv.Send(ctx, todo.Name, id, todo.AddItem{Title: "first"})
+		var rej *aggregates.RejectedError
+		if !errors.As(err, &rej) || rej.Err.Error() != todo.ErrDuplicateItem.Error() {
+			t.Fatalf("%s: the surviving runner lost the first item: %v", id, err)
+		}
+	}
 }

@@ -24,17 +24,18 @@ func main() {
 	brokers := flag.String("brokers", "127.0.0.1:9092", "Kafka brokers, comma-separated")
 	registry := flag.String("registry", "http://127.0.0.1:8081", "schema registry URL")
 	partitions := flag.Int("partitions", 8, "partitions of the todo topics when creating them")
+	session := flag.Duration("session-timeout", 0, "how long the group waits for a crashed member (0: franz-go's default, 45s)")
 	instance := flag.String("instance", "", "stable identity of this runner (a restart with the same one fences its crashed predecessor at once)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, strings.Split(*brokers, ","), *registry, int32(*partitions), *instance); err != nil {
+	if err := run(ctx, strings.Split(*brokers, ","), *registry, int32(*partitions), *instance, *session); err != nil {
 		fmt.Fprintln(os.Stderr, "todo runner:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, brokers []string, registry string, partitions int32, instance string) error {
+func run(ctx context.Context, brokers []string, registry string, partitions int32, instance string, session time.Duration) error {
 	cl, err := streams.NewClient(brokers)
 	if err != nil {
 		return err
@@ -56,7 +57,7 @@ func run(ctx context.Context, brokers []string, registry string, partitions int3
 	if err != nil {
 		return err
 	}
-	r, err := aggregates.NewRunner(todo.Aggregate(), serde, brokers, aggregates.WithInstanceID(instance))
+	r, err := aggregates.NewRunner(todo.Aggregate(), serde, brokers, aggregates.WithInstanceID(instance), aggregates.WithSessionTimeout(session))
 	if err != nil {
 		return err
 	}
