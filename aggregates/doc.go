@@ -25,6 +25,28 @@
 // A command may carry the version it expects (ExpectVersion); a mismatch is
 // rejected with ErrConflict before the handler runs.
 //
+// # Running
+//
+// On Kafka an aggregate lives in two co-partitioned topics, <name>.commands
+// and <name>.events (EnsureTopics), keyed by aggregate id. A Runner, one per
+// process and any number per group, handles the commands of the partitions
+// it owns exactly once: per polled batch, the events, the replies and the
+// command offsets are written in one Kafka transaction, so a killed runner
+// leaves either all of a batch or none of it.
+//
+//	r, _ := aggregates.NewRunner(todo, serde, brokers,
+//		aggregates.WithInstanceID(podName), aggregates.WithSnapshots(store, 100))
+//	go r.Run(ctx)
+//
+//	iv, _ := aggregates.NewInvoker(ctx, brokers, serde)
+//	res, err := iv.Send(ctx, "todo", "list-1", AddItem{Title: "milk"})
+//
+// Send waits for the runner's reply, matched by the command id (a UUIDv7,
+// or WithCommandID): resending a command with the same id is answered as a
+// Duplicate, without new events, so a Send that timed out can be retried
+// safely. An aggregate is loaded from its latest snapshot (if any) and the
+// events after it in its partition, and kept in an LRU cache.
+//
 // # Testing
 //
 // Fixture runs the real handlers without a broker, in Axon's
