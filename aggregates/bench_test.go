@@ -149,10 +149,7 @@ func BenchmarkLoad(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			rctx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- r.Run(rctx) }()
-			defer func() { stop(); <-done }()
+			runUntilCleanup(b, r.Run)
 			iv, err := aggregates.NewInvoker(ctx, []string{addr}, serde)
 			if err != nil {
 				b.Fatal(err)

@@ -67,9 +67,15 @@ func startRunner(t testing.TB, addr string, serde *schema.Serde, opts ...aggrega
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, stop := context.WithCancel(context.Background())
+	runUntilCleanup(t, r.Run)
+}
+
+// runUntilCleanup runs run in the background until the test's cleanup,
+// which stops it and reports its error.
+func runUntilCleanup(t testing.TB, run func(context.Context) error) {
+	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.Run(rctx) }()
+	go func() { done <- run(ctx) }()
 	t.Cleanup(func() {
 		stop()
 		if err := <-done; err != nil {

@@ -43,15 +43,7 @@ func TestServiceRunner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(rctx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("service runner: %v", err)
-		}
-	}()
+	runUntilCleanup(t, r.Run)
 	iv, err := aggregates.NewInvoker(ctx, []string{addr}, serde)
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,26 @@ import (
 	"github.com/recq/recq/streams"
 )
 
+// todoInvoker returns an invoker for the todo aggregate on dev's broker and
+// registry, closed at cleanup.
+func todoInvoker(ctx context.Context, t *testing.T, dev *testenv.Dev) *aggregates.Invoker {
+	t.Helper()
+	src, err := sr.NewClient(sr.URLs(dev.Registry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serde, err := schema.NewSerde(src, schema.WithAutoRegister(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	iv, err := aggregates.NewInvoker(ctx, []string{dev.Addr}, serde)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(iv.Close)
+	return iv
+}
+
 // A runner handling 20,000 commands across 8 partitions is killed with
 // SIGKILL three times at random points and restarted. Afterwards the event
 // topic, read committed, holds exactly one event per accepted command, the
@@ -38,21 +58,9 @@ func TestAggregateRunnerKill9ExactlyOnce(t *testing.T) {
 	}
 	runner := startRunner()
 
-	src, err := sr.NewClient(sr.URLs(dev.Registry))
-	if err != nil {
-		t.Fatal(err)
-	}
-	serde, err := schema.NewSerde(src, schema.WithAutoRegister(true))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	iv, err := aggregates.NewInvoker(ctx, []string{dev.Addr}, serde)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer iv.Close()
+	iv := todoInvoker(ctx, t, dev)
 	for i := range lists {
 		if _, err := iv.Send(ctx, todo.Name, fmt.Sprintf("list-%d", i), todo.CreateList{Name: "l"}); err != nil {
 			t.Fatal(err)
@@ -158,21 +166,9 @@ func TestTwoRunnersOneKilled(t *testing.T) {
 	}
 	a := start("a")
 	start("b")
-	src, err := sr.NewClient(sr.URLs(dev.Registry))
-	if err != nil {
-		t.Fatal(err)
-	}
-	serde, err := schema.NewSerde(src, schema.WithAutoRegister(true))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	iv, err := aggregates.NewInvoker(ctx, []string{dev.Addr}, serde)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer iv.Close()
+	iv := todoInvoker(ctx, t, dev)
 	cl := testenv.Client(t, dev.Addr)
 	for {
 		g, err := streams.NewAdmin(cl).DescribeGroup(ctx, "todo.runner")
