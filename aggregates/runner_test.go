@@ -124,15 +124,7 @@ func TestRunnerSendReplyAndEvents(t *testing.T) {
 
 	// The event topic holds exactly the accepted events, versions 1..5, with
 	// the envelope: aggregate id, version, causation = the command id.
-	rd, err := streams.NewReader([]string{addr}, streams.ReadTopics(aggregates.EventsTopic("todo")), streams.ReadUntilEnd())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	got, err := rd.ReadAll(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := testenv.ReadTopic(t, addr, aggregates.EventsTopic("todo"))
 	if len(got) != 5 {
 		t.Fatalf("%d events, want 5 (create, 3 adds, tea)", len(got))
 	}

@@ -61,14 +61,9 @@ func TestServiceRunner(t *testing.T) {
 	if !errors.As(err, &rej) || rej.Err.Error() != errNoRecipient.Error() {
 		t.Fatalf("want the handler's rejection, got %v", err)
 	}
-	rd, err := streams.NewReader([]string{addr}, streams.ReadTopics(aggregates.EventsTopic("reminders")), streams.ReadUntilEnd())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	evts, err := rd.ReadAll(ctx)
-	if err != nil || len(evts) != 2 {
-		t.Fatalf("%d service events (%v), want 2", len(evts), err)
+	evts := testenv.ReadTopic(t, addr, aggregates.EventsTopic("reminders"))
+	if len(evts) != 2 {
+		t.Fatalf("%d service events, want 2", len(evts))
 	}
 	for _, e := range evts {
 		env, _ := streams.ReadEnvelope(e)

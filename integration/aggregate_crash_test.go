@@ -122,15 +122,7 @@ func TestAggregateRunnerKill9ExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rd, err := streams.NewReader([]string{dev.Addr}, streams.ReadTopics(aggregates.EventsTopic(todo.Name)), streams.ReadUntilEnd())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	events, err := rd.ReadAll(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	events := testenv.ReadTopic(t, dev.Addr, aggregates.EventsTopic(todo.Name))
 	versions := map[string]int64{}
 	causes := map[string]int{}
 	for _, e := range events {

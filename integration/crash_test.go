@@ -142,19 +142,8 @@ func equalOffsets(a, b map[int32]int64) bool {
 // readAll counts each value in topic, reading to its current end.
 func readAll(t *testing.T, addr, topic string) map[string]int {
 	t.Helper()
-	rd, err := streams.NewReader([]string{addr}, streams.ReadTopics(topic), streams.ReadUntilEnd())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	recs, err := rd.ReadAll(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	seen := map[string]int{}
-	for _, r := range recs {
+	for _, r := range testenv.ReadTopic(t, addr, topic) {
 		seen[string(r.Value)]++
 	}
 	return seen

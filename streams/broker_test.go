@@ -363,14 +363,9 @@ func TestAdminTopics(t *testing.T) {
 	}
 }
 
-func TestPingUnreachable(t *testing.T) {
-	cl, err := streams.NewClient([]string{"127.0.0.1:1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+func TestDialUnreachable(t *testing.T) {
 	start := time.Now()
-	err = streams.Ping(context.Background(), cl)
+	_, err := streams.Dial(context.Background(), []string{"127.0.0.1:1"})
 	if !errors.Is(err, streams.ErrBrokerUnreachable) {
 		t.Fatalf("want ErrBrokerUnreachable, got %v", err)
 	}

@@ -44,14 +44,20 @@ func NewClient(brokers []string, opts ...kgo.Opt) (*kgo.Client, error) {
 	return cl, nil
 }
 
-// Ping checks that a broker answers within DefaultDialTimeout (or ctx's
-// deadline if sooner) and returns an error wrapping ErrBrokerUnreachable
-// otherwise.
-func Ping(ctx context.Context, cl *kgo.Client) error {
-	ctx, cancel := context.WithTimeout(ctx, DefaultDialTimeout)
-	defer cancel()
-	if err := cl.Ping(ctx); err != nil {
-		return fmt.Errorf("%w at %s: %v", ErrBrokerUnreachable, strings.Join(cl.OptValue(kgo.SeedBrokers).([]string), ","), err)
+// Dial returns a client for brokers (NewClient, with opts) that has
+// answered a ping within DefaultDialTimeout (or ctx's deadline if sooner),
+// so a wrong or stopped broker is reported at once instead of as a hang
+// later. No answer gives an error wrapping ErrBrokerUnreachable.
+func Dial(ctx context.Context, brokers []string, opts ...kgo.Opt) (*kgo.Client, error) {
+	cl, err := NewClient(brokers, opts...)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	pctx, cancel := context.WithTimeout(ctx, DefaultDialTimeout)
+	defer cancel()
+	if err := cl.Ping(pctx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("%w at %s: %v", ErrBrokerUnreachable, strings.Join(brokers, ","), err)
+	}
+	return cl, nil
 }

@@ -90,25 +90,24 @@ func (g *globals) brokerList() []string {
 	return out
 }
 
-// connect returns a client that has answered a ping, so a wrong or stopped
-// broker is reported at once instead of as a hang later.
+// connect dials --brokers, turning "no broker answers" into the advice a
+// CLI user needs.
 func (g *globals) connect(ctx context.Context, opts ...kgo.Opt) (*kgo.Client, error) {
 	brokers := g.brokerList()
 	if len(brokers) == 0 {
 		return nil, usagef("--brokers is empty")
 	}
-	cl, err := streams.NewClient(brokers, opts...)
-	if err != nil {
+	cl, err := streams.Dial(ctx, brokers, opts...)
+	switch {
+	case err == nil:
+		return cl, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.Is(err, streams.ErrBrokerUnreachable):
+		return nil, fmt.Errorf("cannot reach Kafka at %s within %v (is 'recq dev' running? set --brokers or RECQ_BROKERS): %v", g.brokers, streams.DefaultDialTimeout, err)
+	default:
 		return nil, err
 	}
-	if err := streams.Ping(ctx, cl); err != nil {
-		cl.Close()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("cannot reach Kafka at %s within %v (is 'recq dev' running? set --brokers or RECQ_BROKERS): %v", g.brokers, streams.DefaultDialTimeout, err)
-	}
-	return cl, nil
 }
 
 // admin connects and returns an Admin with a request deadline.

@@ -116,3 +116,20 @@ func moduleRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
+
+// ReadTopic returns every committed record of topic up to its current end.
+func ReadTopic(t testing.TB, addr, topic string) []*kgo.Record {
+	t.Helper()
+	rd, err := streams.NewReader([]string{addr}, streams.ReadTopics(topic), streams.ReadUntilEnd())
+	if err != nil {
+		t.Fatalf("testenv: read %s: %v", topic, err)
+	}
+	defer rd.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	recs, err := rd.ReadAll(ctx)
+	if err != nil {
+		t.Fatalf("testenv: read %s: %v", topic, err)
+	}
+	return recs
+}

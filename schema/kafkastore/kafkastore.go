@@ -88,12 +88,8 @@ func Open(ctx context.Context, brokers []string, topic string) (*Store, error) {
 	if topic == "" {
 		topic = DefaultTopic
 	}
-	cl, err := streams.NewClient(brokers)
+	cl, err := streams.Dial(ctx, brokers)
 	if err != nil {
-		return nil, err
-	}
-	if err := streams.Ping(ctx, cl); err != nil {
-		cl.Close()
 		return nil, fmt.Errorf("kafkastore: %w", err)
 	}
 	s := &Store{brokers: brokers, topic: topic, cl: cl}

@@ -36,16 +36,13 @@ func main() {
 }
 
 func run(ctx context.Context, brokers []string, registry string, partitions int32, instance string, session time.Duration) error {
-	cl, err := streams.NewClient(brokers)
+	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cl, err := streams.Dial(setup, brokers)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := streams.Ping(setup, cl); err != nil {
-		return err
-	}
 	if err := aggregates.EnsureTopics(setup, streams.NewAdmin(cl), todo.Name, partitions); err != nil {
 		return err
 	}
