@@ -149,7 +149,7 @@ func BenchmarkLoad(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			runUntilCleanup(b, r.Run)
+			testenv.RunUntilCleanup(b, r.Run)
 			iv, err := aggregates.NewInvoker(ctx, []string{addr}, serde)
 			if err != nil {
 				b.Fatal(err)

@@ -22,13 +22,9 @@ const (
 	HeaderExpectedVersion = "recq-expected-version"
 )
 
-// Codec is what the command side needs of a serde: encoding and decoding
-// (streams.Codec) and the type name a value travels under (recq-type).
-// schema.Serde implements it.
-type Codec interface {
-	streams.Codec
-	TypeName(v any) (string, error)
-}
+// Codec is what the command side needs of a serde: encoding, decoding and
+// the type name a value travels under (recq-type). schema.Serde implements it.
+type Codec = streams.TypedCodec
 
 // CommandsTopic and EventsTopic name an aggregate's topics.
 func CommandsTopic(aggregate string) string { return aggregate + ".commands" }

@@ -3,17 +3,14 @@ package aggregates_test
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/recq/recq/aggregates"
 	"github.com/recq/recq/internal/testenv"
 	"github.com/recq/recq/schema"
-	"github.com/recq/recq/schema/registry"
 	"github.com/recq/recq/streams"
 )
 
@@ -21,22 +18,7 @@ import (
 // schema registry over HTTP, and returns the broker address and a serde.
 func platform(t testing.TB) (string, *schema.Serde) {
 	t.Helper()
-	addr := testenv.Kafka(t)
-	srv, err := registry.New(registry.NewMemoryStore())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
-	cl, err := sr.NewClient(sr.URLs(hs.URL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	serde, err := schema.NewSerde(cl, schema.WithAutoRegister(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return addr, serde
+	return testenv.Kafka(t), testenv.Serde(t)
 }
 
 // runTodo starts a runner of the todo aggregate and an invoker.
@@ -67,21 +49,7 @@ func startRunner(t testing.TB, addr string, serde *schema.Serde, opts ...aggrega
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntilCleanup(t, r.Run)
-}
-
-// runUntilCleanup runs run in the background until the test's cleanup,
-// which stops it and reports its error.
-func runUntilCleanup(t testing.TB, run func(context.Context) error) {
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("runner: %v", err)
-		}
-	})
+	testenv.RunUntilCleanup(t, r.Run)
 }
 
 func TestRunnerSendReplyAndEvents(t *testing.T) {

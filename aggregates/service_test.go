@@ -43,7 +43,7 @@ func TestServiceRunner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntilCleanup(t, r.Run)
+	testenv.RunUntilCleanup(t, r.Run)
 	iv, err := aggregates.NewInvoker(ctx, []string{addr}, serde)
 	if err != nil {
 		t.Fatal(err)

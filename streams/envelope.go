@@ -3,6 +3,7 @@ package streams
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -68,11 +69,16 @@ func (e *Envelope) fields() [11]struct {
 // ReadEnvelope extracts the envelope from r's headers. Unknown headers are
 // ignored. The only malformed input is a non-numeric aggregate version, which
 // is reported (the rest of the envelope is still returned).
+//
+// Consumers call it once per record, so it allocates once: every value is
+// copied into one string and the fields are slices of it.
 func ReadEnvelope(r *kgo.Record) (Envelope, error) {
 	var e Envelope
 	fs := e.fields()
+	var at [len(fs)]int // 1 + the header index of each field's value; 0: absent
+	size := 0
 	var err error
-	for _, h := range r.Headers {
+	for i, h := range r.Headers {
 		if h.Key == HeaderAggregateVersion {
 			v, perr := strconv.ParseInt(string(h.Value), 10, 64)
 			if perr != nil {
@@ -82,14 +88,28 @@ func ReadEnvelope(r *kgo.Record) (Envelope, error) {
 			e.AggregateVersion = v
 			continue
 		}
-		for _, f := range fs {
+		for j, f := range fs {
 			if f.name == h.Key {
-				if *f.val == "" { // the first header of a name wins, as in Header
-					*f.val = string(h.Value)
+				if at[j] == 0 { // the first header of a name wins, as in Header
+					at[j] = i + 1
+					size += len(h.Value)
 				}
 				break
 			}
 		}
+	}
+	var b strings.Builder
+	b.Grow(size)
+	var ends [len(fs)]int
+	for j, i := range at {
+		if i > 0 {
+			b.Write(r.Headers[i-1].Value)
+		}
+		ends[j] = b.Len()
+	}
+	all, from := b.String(), 0
+	for j, f := range fs {
+		*f.val, from = all[from:ends[j]], ends[j]
 	}
 	return e, err
 }

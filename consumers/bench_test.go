@@ -1,0 +1,109 @@
+package consumers_test
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/recq/recq/consumers"
+	"github.com/recq/recq/consumers/state"
+	"github.com/recq/recq/internal/testenv"
+)
+
+// benchEvents is how many events each benchmark iteration consumes, from a
+// new group, on one broker and topic shared by the three benchmarks.
+const benchEvents = 200_000
+
+var (
+	benchOnce sync.Once
+	benchBank *bank
+)
+
+// benchSetup publishes benchEvents once per process (the broker lives as
+// long as the first benchmark that started it, which is the parent).
+func benchSetup(b *testing.B) *bank {
+	benchOnce.Do(func() {
+		benchBank = newBank(b, 8)
+		for range benchEvents / 20_000 {
+			benchBank.publish(20_000, 1000)
+		}
+	})
+	return benchBank
+}
+
+// BenchmarkConsume compares, on the same broker and topic in one run:
+// raw franz-go group consuming (no decoding, no handler), a projector on
+// Kafka offsets (at-least-once) and a projector on the Redis store
+// (exactly-once: read model writes and positions in one script per
+// partition batch). Each reports events/s.
+func BenchmarkConsume(b *testing.B) {
+	bk := benchSetup(b)
+	rdb := redisClient(b, testenv.Redis(b).Addr)
+	var group atomic.Int64
+	newGroup := func() string { return "bench-" + strconv.FormatInt(group.Add(1), 10) }
+
+	b.Run("raw-franz-go", func(b *testing.B) {
+		for range b.N {
+			cl := testenv.Client(b, bk.addr, kgo.ConsumerGroup(newGroup()), kgo.ConsumeTopics(topic),
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+			n := 0
+			for n < benchEvents {
+				fs := cl.PollFetches(context.Background())
+				fs.EachRecord(func(*kgo.Record) { n++ })
+			}
+			cl.Close()
+		}
+		b.ReportMetric(float64(benchEvents*b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+
+	// run consumes every event from a new group per iteration; mk defines
+	// the projector and reports how many events it has applied.
+	run := func(b *testing.B, mk func() (*consumers.Consumer, func() int64), opts ...consumers.RunnerOption) {
+		for range b.N {
+			c, applied := mk()
+			r, err := consumers.NewRunner(c, bk.serde, []string{bk.addr}, append(opts, consumers.WithLogger(quiet))...)
+			must(b, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			errc := make(chan error, 1)
+			go func() { errc <- r.Run(ctx) }()
+			for applied() < bk.handled {
+				time.Sleep(time.Millisecond)
+			}
+			cancel()
+			must(b, <-errc)
+		}
+		b.ReportMetric(float64(benchEvents*b.N)/b.Elapsed().Seconds(), "events/s")
+	}
+
+	b.Run("projector-kafka-offsets", func(b *testing.B) {
+		run(b, func() (*consumers.Consumer, func() int64) {
+			var n atomic.Int64
+			p := consumers.NewProjector("bank", newGroup(), 1, topic)
+			count := func(ctx context.Context) { state.OnCommit(ctx, func() { n.Add(1) }) }
+			consumers.On(p, func(ctx context.Context, _ Deposited, _ consumers.Metadata) error { count(ctx); return nil })
+			consumers.On(p, func(ctx context.Context, _ Withdrawn, _ consumers.Metadata) error { count(ctx); return nil })
+			return p, n.Load
+		}, consumers.WithKafkaOffsets())
+	})
+
+	b.Run("projector-redis-exactly-once", func(b *testing.B) {
+		run(b, func() (*consumers.Consumer, func() int64) {
+			p := redisProjector(newGroup(), 1)
+			var polls, total int64
+			return p, func() int64 {
+				if polls++; polls%20 == 0 { // read the model every ~20 ms
+					total = 0
+					for _, c := range redisLedger(b, rdb, p.Group()).Count {
+						total += c
+					}
+				}
+				return total
+			}
+		}, consumers.WithStore(redisStore(b, rdb)))
+	})
+}

@@ -1,0 +1,162 @@
+package consumers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/recq/recq/streams"
+)
+
+// Metadata is what a handler knows of the event it handles besides the
+// payload: the envelope and where the record sits.
+type Metadata struct {
+	streams.Envelope
+	Group     string // the consumer group handling it
+	Key       string
+	Topic     string
+	Partition int32
+	Offset    int64
+	Time      time.Time // the record's timestamp
+}
+
+// Kind tells projectors from observers: they differ in where a new group
+// starts and in how delivery is made exactly or effectively once.
+type Kind uint8
+
+const (
+	// KindProjector: a new group reads from the beginning; positions and
+	// read model writes are committed together in a state.Store.
+	KindProjector Kind = iota + 1
+	// KindObserver: a new group starts at the head; delivery is
+	// at-least-once through Kafka offsets, made effectively once by a
+	// dedupe store keyed by event id.
+	KindObserver
+)
+
+func (k Kind) String() string {
+	if k == KindObserver {
+		return "observer"
+	}
+	return "projector"
+}
+
+// Consumer is a named, versioned set of typed event handlers subscribed to
+// topics: a projector or an observer. Register handlers with On before
+// handing it to NewRunner.
+type Consumer struct {
+	kind    Kind
+	app     string
+	name    string
+	version int
+	topics  []string
+	pending []pending // On registrations waiting for a codec to name them
+}
+
+type handler func(ctx context.Context, codec streams.Codec, r *kgo.Record, md Metadata) error
+
+// pending is a handler registered by Go type; NewRunner asks the codec for
+// the type's name.
+type pending struct {
+	sample any
+	fn     handler
+}
+
+// NewProjector defines a projector: it builds a read model from events of
+// topics. Its consumer group is <app>.<name>.v<version>; bumping the version
+// starts a new group from the beginning of the topics, which is how a
+// changed read model is rebuilt (write it under Group-scoped keys, see
+// Metadata.Group, so the old and the new model do not mix).
+func NewProjector(app, name string, version int, topics ...string) *Consumer {
+	return &Consumer{kind: KindProjector, app: app, name: name, version: version, topics: topics}
+}
+
+// NewObserver defines an observer: side effects (mail, webhooks, other
+// systems) for events of topics. Its consumer group is
+// <app>.<name>.v<version>; a new group starts at the head of the topics, so a
+// new observer does not replay history.
+func NewObserver(app, name string, version int, topics ...string) *Consumer {
+	return &Consumer{kind: KindObserver, app: app, name: name, version: version, topics: topics}
+}
+
+// Kind says whether c is a projector or an observer.
+func (c *Consumer) Kind() Kind { return c.kind }
+
+// Group is the consumer group's name: <app>.<name>.v<version>.
+func (c *Consumer) Group() string { return fmt.Sprintf("%s.%s.v%d", c.app, c.name, c.version) }
+
+// Topics are the topics c reads.
+func (c *Consumer) Topics() []string { return c.topics }
+
+// Validate reports a definition that cannot run.
+func (c *Consumer) Validate() error {
+	var errs []error
+	for what, v := range map[string]string{"app": c.app, "name": c.name} {
+		if v == "" || strings.ContainsAny(v, " :/") {
+			errs = append(errs, fmt.Errorf("%s %q: want a non-empty name without spaces, ':' or '/'", what, v))
+		}
+	}
+	if c.version < 1 {
+		errs = append(errs, fmt.Errorf("version %d: want 1 or more", c.version))
+	}
+	if len(c.topics) == 0 {
+		errs = append(errs, errors.New("no topics: name the event topics it reads"))
+	}
+	if len(c.pending) == 0 {
+		errs = append(errs, errors.New("no handlers: register them with consumers.On"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("consumers: %s %s: %w", c.kind, c.Group(), err)
+	}
+	return nil
+}
+
+// On registers fn for events of type E. Events of types without a handler
+// are skipped from their recq-type header, without decoding. Registering a
+// second handler for one type replaces the first.
+//
+// fn's error does not skip the event: the runner retries it (see Runner).
+// A projector's fn writes its read model through the state store's handle
+// in ctx (state.Redis, state.OnCommit), so the writes land with the
+// position, once.
+func On[E any](c *Consumer, fn func(ctx context.Context, evt E, md Metadata) error) {
+	var sample E
+	c.pending = append(c.pending, pending{sample: &sample, fn: func(ctx context.Context, codec streams.Codec, r *kgo.Record, md Metadata) error {
+		var evt E
+		if err := codec.Decode(ctx, r.Topic, r.Value, &evt); err != nil {
+			return fmt.Errorf("decode %s at %s/%d@%d: %w", md.Type, r.Topic, r.Partition, r.Offset, err)
+		}
+		return fn(ctx, evt, md)
+	}})
+}
+
+// bind names c's handlers through codec.
+func (c *Consumer) bind(codec streams.TypedCodec) (map[string]handler, error) {
+	hs := make(map[string]handler, len(c.pending))
+	for _, p := range c.pending {
+		name, err := codec.TypeName(p.sample)
+		if err != nil {
+			return nil, fmt.Errorf("consumers: %s: handler for %T: %w", c.Group(), p.sample, err)
+		}
+		hs[name] = p.fn
+	}
+	return hs, nil
+}
+
+// metadata builds the Metadata of r.
+func metadata(group string, r *kgo.Record) (Metadata, error) {
+	env, err := streams.ReadEnvelope(r)
+	return Metadata{
+		Envelope:  env,
+		Group:     group,
+		Key:       string(r.Key),
+		Topic:     r.Topic,
+		Partition: r.Partition,
+		Offset:    r.Offset,
+		Time:      r.Timestamp,
+	}, err
+}

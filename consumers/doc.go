@@ -1,0 +1,98 @@
+// Package consumers is recq's read side: projectors, projections and
+// observers (Evento's components of the same names) on Kafka consumer
+// groups.
+//
+// # Defining
+//
+// A projector builds a read model from events; an observer performs side
+// effects. Both are a named, versioned set of typed handlers over event
+// topics:
+//
+//	stats := consumers.NewProjector("todo", "stats", 1, "todo.events")
+//	consumers.On(stats, func(ctx context.Context, e todo.ItemAdded, md consumers.Metadata) error {
+//		state.Redis(ctx).HIncrBy(ctx, md.Group+":"+md.AggregateID, "items", 1)
+//		return nil
+//	})
+//
+// Metadata carries the envelope (id, correlation and causation ids,
+// aggregate id and version) and the record's place (topic, partition,
+// offset, time). A record whose recq-type has no handler is skipped from
+// its header alone, without decoding.
+//
+// The group is <app>.<name>.v<version>. A new projector group starts at the
+// beginning of its topics and a new observer group at their head. Bumping a
+// projector's version therefore rebuilds its read model from the beginning;
+// key the model by Metadata.Group so the new version does not mix with the
+// old, and delete the old keys when the new version is live.
+//
+// # Running, and exactly once
+//
+// NewRunner(consumer, serde, brokers, opts...).Run(ctx) joins the group.
+// Partitions are handled in parallel, each in order (so each aggregate's
+// events in order), in batches: the records of one partition in one poll,
+// at most WithMaxPollRecords per poll, which bounds memory under any
+// backlog.
+//
+// A projector's position lives in a state.Store (WithStore), not in Kafka:
+// a batch's read model writes and the partition's next offset are applied
+// in one atomic step (one Redis round trip with state.NewRedis), and on
+// assignment the runner claims the partition, which raises its epoch so a
+// member that lost the partition can no longer commit. On assignment it
+// seeks to the stored position. Together these make a projector's effects
+// exactly once across crashes and rebalances. A handler writes only through
+// the store's handle in ctx: state.Redis(ctx) queues Redis commands,
+// state.OnCommit(ctx, fn) runs fn when the batch commits (with the default
+// memory store, inside the atomic step). Writing elsewhere directly is
+// at-least-once.
+//
+// The default store is state.NewMemory(): positions in process memory, so
+// every start rebuilds the model from the beginning (right for in-memory
+// read models). WithKafkaOffsets keeps positions as Kafka group offsets
+// instead: at-least-once, so handlers must be idempotent, since events
+// after the last commit are handled again after a crash.
+//
+// An observer's delivery is at-least-once on Kafka offsets, made
+// effectively once by a dedupe store keyed by the event id (WithDedupe;
+// memory by default, dedupe.NewRedis to survive restarts): events already
+// marked are skipped, and an event is marked right after its handler
+// succeeds, so a crash between the two repeats one side effect, never loses
+// one.
+//
+// Kafka offsets trail every commit in both modes, so `recq groups describe`
+// shows a projector's lag too; with a store they are informational.
+//
+// # Failures
+//
+// A handler error (or panic, recovered with its stack) does not skip the
+// event: the runner retries it with exponential backoff and jitter
+// (WithRetryBackoff) while the partition waits, and so does a failed store
+// commit, for example while Redis is down. Nothing is committed past an
+// event that has not been applied. Status reports what is being retried.
+//
+// # Rebalances and shutdown
+//
+// A rebalance waits until the batches in hand are handled and committed
+// (franz-go's BlockRebalanceOnPoll), so no work is lost or repeated when
+// partitions move. When Run's context ends, the batch in hand is finished
+// (handlers get a context that is not canceled; retries stop), offsets are
+// committed and the member leaves the group. A static member
+// (WithInstanceID) does not leave: its restart within the session timeout
+// gets its partitions back without a rebalance.
+//
+// # Reading
+//
+// Ready reports that the runner reached the head of its topics (the last
+// stable offset of each owned partition when it was assigned); WaitHead
+// waits for it; HealthHandler serves /livez, /readyz and /status.
+// A Projection answers typed queries (Query, Ask, and Handler over HTTP);
+// Consistent() makes a query wait until the projector has handled every
+// event committed before it (CatchUp), which gives read-your-writes after
+// aggregates.Invoker.Send.
+//
+// # Concurrency
+//
+// Define a Consumer and register its handlers before NewRunner. Handlers of
+// one partition are called one at a time; handlers of different partitions
+// run concurrently, so shared read model state needs its own locking.
+// Runner methods other than Run are safe to call concurrently with Run.
+package consumers

@@ -1,0 +1,356 @@
+package consumers_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/recq/recq/consumers"
+	"github.com/recq/recq/consumers/dedupe"
+	"github.com/recq/recq/consumers/state"
+	"github.com/recq/recq/internal/testenv"
+	"github.com/recq/recq/streams"
+)
+
+func TestProjectorMemoryStoreReachesHeadAndFollows(t *testing.T) {
+	b := newBank(t, 4)
+	b.publish(3000, 40)
+	// An aborted transaction's events must never be applied, and its
+	// markers must not keep the projector from reaching the head.
+	abortTransaction(t, b)
+	p, read := memoryProjector("memory", 1)
+	r, _ := start(t, b, p)
+	waitHead(t, r)
+	equal(t, "at head", read(), b.fold())
+
+	b.publish(1000, 40)
+	catchUp(t, r)
+	equal(t, "after catching up", read(), b.fold())
+	st := r.Status()
+	if !st.Running || !st.Ready || len(st.Partitions) != 4 || st.Failing != nil {
+		t.Fatalf("status: %+v", st)
+	}
+}
+
+// abortTransaction writes deposits in a transaction and aborts it.
+func abortTransaction(t *testing.T, b *bank) {
+	t.Helper()
+	cl := testenv.Client(t, b.addr, kgo.TransactionalID("aborter"))
+	ctx := context.Background()
+	must(t, cl.BeginTransaction())
+	for i := range 20 {
+		must(t, cl.ProduceSync(ctx, b.record(ctx, "acct-"+string(rune('a'+i)), Deposited{Amount: 1000000})).FirstErr())
+	}
+	must(t, cl.EndTransaction(ctx, kgo.TryAbort))
+}
+
+func TestProjectorRedisExactlyOnceAcrossRestarts(t *testing.T) {
+	b := newBank(t, 4)
+	rdb := redisClient(t, testenv.Redis(t).Addr)
+	p := redisProjector("ledger", 1)
+	b.publish(2000, 30)
+	// Stop and restart the projector at points inside the stream; every
+	// run resumes from the positions stored with the ledger.
+	for range 3 {
+		_, stop := start(t, b, p, consumers.WithStore(redisStore(t, rdb)), consumers.WithMaxPollRecords(100))
+		b.publish(2000, 30)
+		time.Sleep(50 * time.Millisecond)
+		stop()
+	}
+	r, _ := start(t, b, p, consumers.WithStore(redisStore(t, rdb)))
+	catchUp(t, r)
+	equal(t, "after restarts", redisLedger(t, rdb, p.Group()), b.fold())
+
+	// Kafka offsets trail the store: lag is visible with recq groups describe.
+	adm := kadm.NewClient(testenv.Client(t, b.addr))
+	eventually(t, "kafka offsets follow the store", func() error {
+		offs, err := adm.FetchOffsets(context.Background(), p.Group())
+		if err != nil {
+			return err
+		}
+		ends, err := adm.ListCommittedOffsets(context.Background(), topic)
+		if err != nil {
+			return err
+		}
+		var errs []error
+		ends.Each(func(o kadm.ListedOffset) {
+			if c, _ := offs.Lookup(topic, o.Partition); c.At != o.Offset {
+				errs = append(errs, errors.New("partition behind"))
+			}
+		})
+		return errors.Join(errs...)
+	})
+}
+
+func TestProjectorFencedOwnerReclaims(t *testing.T) {
+	b := newBank(t, 2)
+	rdb := redisClient(t, testenv.Redis(t).Addr)
+	p := redisProjector("fenced", 1)
+	store := redisStore(t, rdb)
+	r, _ := start(t, b, p, consumers.WithStore(store))
+	b.publish(500, 10)
+	catchUp(t, r)
+	// Another owner claims partition 0 behind the runner's back, as a new
+	// member would after this one's session expired.
+	_, err := store.Claim(context.Background(), p.Group(), state.Partition{Topic: topic, Partition: 0})
+	must(t, err)
+	b.publish(500, 10)
+	catchUp(t, r)
+	equal(t, "after a fenced commit", redisLedger(t, rdb, p.Group()), b.fold())
+	var epoch int64
+	for _, ps := range r.Status().Partitions {
+		if ps.Partition == 0 {
+			epoch = ps.Epoch
+		}
+	}
+	if epoch < 3 {
+		t.Fatalf("partition 0 epoch %d: the runner should have claimed again after being fenced (epochs 1, then 2 by the other owner, then 3)", epoch)
+	}
+}
+
+func TestProjectorRetriesFailingEventWithoutSkipping(t *testing.T) {
+	b := newBank(t, 2)
+	p := consumers.NewProjector("bank", "flaky", 1, topic)
+	var mu sync.Mutex
+	seen := map[int64]int{} // offset -> successful applications
+	var failures atomic.Int32
+	var target atomic.Int64 // the first deposit of partition 0 fails three times
+	target.Store(-1)
+	consumers.On(p, func(ctx context.Context, e Deposited, md consumers.Metadata) error {
+		if md.Partition == 0 {
+			target.CompareAndSwap(-1, md.Offset)
+		}
+		if md.Partition == 0 && md.Offset == target.Load() && failures.Add(1) <= 3 {
+			if failures.Load() == 3 {
+				panic("third failure is a panic")
+			}
+			return errors.New("dependency down")
+		}
+		state.OnCommit(ctx, func() {
+			mu.Lock()
+			seen[int64(md.Partition)<<32|md.Offset]++
+			mu.Unlock()
+		})
+		return nil
+	})
+	b.publish(300, 5)
+	r, _ := start(t, b, p, consumers.WithRetryBackoff(time.Millisecond, 20*time.Millisecond))
+	waitHead(t, r)
+	if failures.Load() < 4 {
+		t.Fatalf("the failing event was tried %d times, want 4 (3 failures, then success)", failures.Load())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var deposits int64
+	for k, c := range seen {
+		if c != 1 {
+			t.Fatalf("event %d applied %d times", k, c)
+		}
+		deposits++
+	}
+	recs := testenv.ReadTopic(t, b.addr, topic)
+	var wantDeposits int64
+	for _, rec := range recs {
+		if typ, _ := streams.Header(rec, streams.HeaderType); typ == typeName(t, b.serde, Deposited{}) {
+			wantDeposits++
+		}
+	}
+	if deposits != wantDeposits {
+		t.Fatalf("applied %d deposits, the topic holds %d", deposits, wantDeposits)
+	}
+	if r.Status().Failing != nil {
+		t.Fatalf("status still failing after recovery: %+v", r.Status().Failing)
+	}
+}
+
+func TestProjectorVersionBumpRebuilds(t *testing.T) {
+	b := newBank(t, 3)
+	rdb := redisClient(t, testenv.Redis(t).Addr)
+	b.publish(1500, 20)
+	v1 := redisProjector("ledger", 1)
+	r1, stop1 := start(t, b, v1, consumers.WithStore(redisStore(t, rdb)))
+	waitHead(t, r1)
+	stop1()
+	before := redisLedger(t, rdb, v1.Group())
+	equal(t, "v1", before, b.fold())
+
+	b.publish(500, 20)
+	v2 := redisProjector("ledger", 2)
+	if v2.Group() != "bank.ledger.v2" {
+		t.Fatalf("group %q", v2.Group())
+	}
+	r2, _ := start(t, b, v2, consumers.WithStore(redisStore(t, rdb)))
+	waitHead(t, r2)
+	equal(t, "v2 rebuilt from the beginning", redisLedger(t, rdb, v2.Group()), b.fold())
+	equal(t, "v1 untouched", redisLedger(t, rdb, v1.Group()), before)
+}
+
+func TestProjectorsShareGroupWithoutDoubleApply(t *testing.T) {
+	b := newBank(t, 6)
+	rdb := redisClient(t, testenv.Redis(t).Addr)
+	p := redisProjector("shared", 1)
+	b.publish(3000, 50)
+	_, stop1 := start(t, b, p, consumers.WithStore(redisStore(t, rdb)), consumers.WithMaxPollRecords(200))
+	b.publish(3000, 50)
+	// A second member joins mid-stream; partitions move between them.
+	r2, _ := start(t, b, p, consumers.WithStore(redisStore(t, rdb)), consumers.WithMaxPollRecords(200))
+	b.publish(3000, 50)
+	stop1() // leaves; its partitions move to r2
+	b.publish(1000, 50)
+	catchUp(t, r2)
+	equal(t, "two members, one left", redisLedger(t, rdb, p.Group()), b.fold())
+}
+
+func TestProjectorRedisOutageAtStartWaits(t *testing.T) {
+	b := newBank(t, 2)
+	srv := testenv.Redis(t)
+	rdb := redisClient(t, srv.Addr)
+	p := redisProjector("outage", 1)
+	b.publish(500, 10)
+	srv.Stop()
+	r, _ := start(t, b, p, consumers.WithStore(redisStore(t, rdb)), consumers.WithRetryBackoff(10*time.Millisecond, 100*time.Millisecond))
+	eventually(t, "status reports the failing store", func() error {
+		if f := r.Status().Failing; f == nil || !strings.Contains(f.Error, srv.Addr) {
+			return errors.New("no failure naming the Redis address reported yet")
+		}
+		return nil
+	})
+	if r.Ready() {
+		t.Fatal("ready while Redis is down")
+	}
+	srv.Start()
+	waitHead(t, r)
+	equal(t, "after Redis came up", redisLedger(t, rdb, p.Group()), b.fold())
+}
+
+func TestRunnerErrors(t *testing.T) {
+	serde := testenv.Serde(t)
+	p, _ := memoryProjector("errs", 1)
+	r, err := consumers.NewRunner(p, serde, []string{testenv.FreeAddr(t)})
+	must(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := r.Run(ctx); err == nil || !strings.Contains(err.Error(), "no Kafka broker reachable") {
+		t.Fatalf("unreachable broker: %v", err)
+	}
+	for name, c := range map[string]*consumers.Consumer{
+		"no handlers": consumers.NewProjector("bank", "empty", 1, topic),
+		"no topics":   consumers.NewProjector("bank", "x", 1),
+		"bad version": consumers.NewProjector("bank", "x", 0, topic),
+		"bad name":    consumers.NewProjector("bank", "a b", 1, topic),
+	} {
+		if _, err := consumers.NewRunner(c, serde, []string{"x:1"}); err == nil {
+			t.Errorf("%s: NewRunner accepted it", name)
+		}
+	}
+	o := consumers.NewObserver("bank", "mailer", 1, topic)
+	consumers.On(o, func(context.Context, Deposited, consumers.Metadata) error { return nil })
+	if _, err := consumers.NewRunner(o, serde, []string{"x:1"}, consumers.WithKafkaOffsets()); err == nil {
+		t.Error("an observer accepted WithKafkaOffsets")
+	}
+	if _, err := consumers.NewRunner(p, nil, []string{"x:1"}); err == nil || !strings.Contains(err.Error(), "codec") {
+		t.Errorf("no codec: %v", err)
+	}
+	if _, err := consumers.NewRunner(p, serde, nil); err == nil || !strings.Contains(err.Error(), "brokers") {
+		t.Errorf("no brokers: %v", err)
+	}
+	if _, err := consumers.NewRunner(p, serde, []string{"x:1"}, consumers.WithKafkaOffsets(), consumers.WithStore(state.NewMemory())); err == nil {
+		t.Error("both a store and Kafka offsets accepted")
+	}
+}
+
+func TestProjectorKafkaOffsetsResumesFromCommitted(t *testing.T) {
+	b := newBank(t, 3)
+	b.publish(1000, 20)
+	p, read := memoryProjector("kafka", 1)
+	r, stop := start(t, b, p, consumers.WithKafkaOffsets())
+	waitHead(t, r)
+	first := read()
+	stop() // commits its offsets on the way out
+	b.publish(500, 20)
+	p2, read2 := memoryProjector("kafka", 1)
+	r2, _ := start(t, b, p2, consumers.WithKafkaOffsets())
+	catchUp(t, r2)
+	// The second run saw only what the first did not: the two together
+	// are the fold.
+	got := read2()
+	for k, v := range first.Balance {
+		got.Balance[k] += v
+	}
+	for k, v := range first.Count {
+		got.Count[k] += v
+	}
+	equal(t, "two runs on committed offsets", got, b.fold())
+}
+
+func TestObserverStartsAtHeadAndDedupesRedelivery(t *testing.T) {
+	b := newBank(t, 2)
+	rdb := redisClient(t, testenv.Redis(t).Addr)
+	b.publish(200, 5) // history a new observer must not replay
+	var mu sync.Mutex
+	calls := map[string]int{} // event id -> side effects
+	newObserver := func() *consumers.Consumer {
+		o := consumers.NewObserver("bank", "mailer", 1, topic)
+		consumers.On(o, func(_ context.Context, _ Deposited, md consumers.Metadata) error {
+			mu.Lock()
+			calls[md.ID]++
+			mu.Unlock()
+			return nil
+		})
+		return o
+	}
+	dd := func() dedupe.Store {
+		s, err := dedupe.NewRedis(rdb)
+		must(t, err)
+		return s
+	}
+	r, stop := start(t, b, newObserver(), consumers.WithDedupe(dd()))
+	waitHead(t, r)
+	b.publish(100, 5)
+	catchUp(t, r)
+	stop()
+	mu.Lock()
+	first := len(calls)
+	mu.Unlock()
+	if first == 0 || first > 100 {
+		t.Fatalf("observer handled %d deposits; want the new ones only (at most 100)", first)
+	}
+	// Rewind the group to the beginning, as a crash before the offset
+	// commit would (and further), and run again: the dedupe store skips
+	// every event handled before; the history is new to it.
+	adm := kadm.NewClient(testenv.Client(t, b.addr))
+	_, err := adm.CommitOffsets(context.Background(), newObserver().Group(), rewind(t, adm))
+	must(t, err)
+	b.publish(100, 5)
+	r2, _ := start(t, b, newObserver(), consumers.WithDedupe(dd()))
+	catchUp(t, r2)
+	mu.Lock()
+	defer mu.Unlock()
+	for id, n := range calls {
+		if n != 1 {
+			t.Fatalf("event %s handled %d times", id, n)
+		}
+	}
+	if len(calls) <= first {
+		t.Fatalf("the second run handled nothing new (%d events in all)", len(calls))
+	}
+}
+
+// rewind returns offsets placing every partition of the topic at 0.
+func rewind(t *testing.T, adm *kadm.Client) kadm.Offsets {
+	t.Helper()
+	ends, err := adm.ListEndOffsets(context.Background(), topic)
+	must(t, err)
+	offs := kadm.Offsets{}
+	ends.Each(func(o kadm.ListedOffset) {
+		offs.Add(kadm.Offset{Topic: topic, Partition: o.Partition, At: 0, LeaderEpoch: -1})
+	})
+	return offs
+}

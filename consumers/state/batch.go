@@ -1,0 +1,88 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrPartiallyApplied is returned (wrapped) by a Redis batch's Commit when a
+// queued command failed inside the atomic step (for example WRONGTYPE): Redis
+// does not roll a script back, so the commands before it took effect while
+// the position did not move. Retrying would apply them twice; the consumer
+// must stop and the handler be fixed.
+var ErrPartiallyApplied = errors.New("state: batch partially applied")
+
+type txKey struct{}
+
+// recordTx is one record's writes while its handler runs.
+type recordTx struct {
+	fns  []func()
+	pipe redis.Pipeliner // Redis batches only
+}
+
+// OnCommit registers fn to run when the batch holding the current record
+// commits: after the atomic step, in registration order (with the memory
+// store inside it, under the store's lock, before the new position is
+// visible). fn does not run if the record's handler fails or the commit
+// does. It must be called with the context Batch.Do passed to the handler.
+func OnCommit(ctx context.Context, fn func()) {
+	tx := fromContext(ctx, "OnCommit")
+	tx.fns = append(tx.fns, fn)
+}
+
+func fromContext(ctx context.Context, what string) *recordTx {
+	tx, ok := ctx.Value(txKey{}).(*recordTx)
+	if !ok {
+		panic("state: " + what + " called with a context that is not a handler's: use the ctx your handler was given")
+	}
+	return tx
+}
+
+// batch is the Batch of every store in this package. It joins the writes of
+// each successful record (OnCommit functions, Redis commands) and hands them
+// to the store's apply at Commit.
+type batch struct {
+	lease Lease
+	fns   []func()
+	cmds  [][]any
+	n     int
+	// pipe queues a Redis batch's commands; nil for the memory store.
+	pipe redis.Pipeliner
+	// apply is the store's atomic step: it checks the lease, applies cmds,
+	// runs fns where the store promises, and sets the position to next.
+	apply func(ctx context.Context, next int64, cmds [][]any, fns []func()) error
+}
+
+func (b *batch) Do(ctx context.Context, fn func(ctx context.Context) error) error {
+	tx := &recordTx{pipe: b.pipe}
+	if err := fn(context.WithValue(ctx, txKey{}, tx)); err != nil {
+		if b.pipe != nil {
+			b.pipe.Discard()
+		}
+		return err
+	}
+	if b.pipe != nil {
+		cmds, err := recorded(ctx, b.pipe)
+		if err != nil {
+			return err
+		}
+		b.cmds = append(b.cmds, cmds...)
+	}
+	b.fns = append(b.fns, tx.fns...)
+	b.n++
+	return nil
+}
+
+func (b *batch) Commit(ctx context.Context, next int64) error {
+	if err := b.apply(ctx, next, b.cmds, b.fns); err != nil {
+		return fmt.Errorf("state: commit %s of group %s up to offset %d: %w", b.lease.Partition, b.lease.Group, next, err)
+	}
+	// Committed: a later Commit of the same batch only moves the position.
+	b.cmds, b.fns = nil, nil
+	return nil
+}
+
+func (b *batch) Len() int { return b.n }

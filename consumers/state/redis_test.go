@@ -1,0 +1,212 @@
+package state_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/recq/recq/consumers/state"
+	"github.com/recq/recq/consumers/state/statetest"
+	"github.com/recq/recq/internal/testenv"
+)
+
+func client(t testing.TB, addr string) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestRedis(t *testing.T) {
+	srv := testenv.Redis(t)
+	rdb := client(t, srv.Addr)
+	var n atomic.Int64
+	prefixes := map[state.Store]string{}
+	statetest.Run(t, statetest.Harness{
+		New: func(t *testing.T) state.Store {
+			p := "t" + strconv.FormatInt(n.Add(1), 10) + ":"
+			s, err := state.NewRedis(rdb, state.WithKeyPrefix(p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			prefixes[s] = p
+			return s
+		},
+		Add: func(ctx context.Context, s state.Store, key string, delta int64) {
+			state.Redis(ctx).IncrBy(ctx, prefixes[s]+key, delta)
+		},
+		Read: func(t *testing.T, s state.Store, key string) int64 {
+			v, err := rdb.Get(context.Background(), prefixes[s]+key).Int64()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				t.Fatal(err)
+			}
+			return v
+		},
+	})
+}
+
+func TestRedisBatchIsOneRoundTrip(t *testing.T) {
+	rdb := client(t, testenv.Redis(t).Addr)
+	var calls atomic.Int64
+	rdb.AddHook(countHook{&calls})
+	s, err := state.NewRedis(rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	l, err := s.Claim(ctx, "g", state.Partition{Topic: "t", Partition: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := s.Begin(l)
+	for i := range 500 {
+		_ = b.Do(ctx, func(ctx context.Context) error {
+			tx := state.Redis(ctx)
+			tx.HIncrBy(ctx, "h", "n", 1)
+			tx.Set(ctx, "last", i, 0)
+			return nil
+		})
+	}
+	calls.Store(0)
+	if err := b.Commit(ctx, 500); err != nil {
+		t.Fatal(err)
+	}
+	// Script.Run is EVALSHA, and EVAL only when Redis lacks the script.
+	if got := calls.Load(); got != 1 {
+		t.Fatalf("commit of 500 records sent %d commands, want 1", got)
+	}
+	if n, _ := rdb.HGet(ctx, "h", "n").Int(); n != 500 {
+		t.Fatalf("h.n = %d, want 500", n)
+	}
+	if v, _ := rdb.Get(ctx, "last").Int(); v != 499 {
+		t.Fatalf("last = %d, want 499", v)
+	}
+}
+
+type countHook struct{ n *atomic.Int64 }
+
+func (countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "evalsha" {
+			h.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func TestRedisPartialFailureStops(t *testing.T) {
+	rdb := client(t, testenv.Redis(t).Addr)
+	s, _ := state.NewRedis(rdb)
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "not-a-hash", "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := s.Claim(ctx, "g", state.Partition{Topic: "t", Partition: 0})
+	b := s.Begin(l)
+	_ = b.Do(ctx, func(ctx context.Context) error {
+		state.Redis(ctx).IncrBy(ctx, "before", 1)
+		state.Redis(ctx).HIncrBy(ctx, "not-a-hash", "f", 1)
+		return nil
+	})
+	err := b.Commit(ctx, 1)
+	if !errors.Is(err, state.ErrPartiallyApplied) || !strings.Contains(err.Error(), "not-a-hash") || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Fatalf("want ErrPartiallyApplied naming the key and WRONGTYPE, got %v", err)
+	}
+	if ps, _ := s.Positions(ctx, "g"); len(ps) != 0 {
+		t.Fatalf("position moved: %v", ps)
+	}
+}
+
+func TestRedisRefusesScriptBreakingCommands(t *testing.T) {
+	rdb := client(t, testenv.Redis(t).Addr)
+	s, _ := state.NewRedis(rdb)
+	ctx := context.Background()
+	l, _ := s.Claim(ctx, "g", state.Partition{Topic: "t", Partition: 0})
+	err := s.Begin(l).Do(ctx, func(ctx context.Context) error {
+		state.Redis(ctx).BLPop(ctx, 0, "q")
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "blpop") {
+		t.Fatalf("BLPOP in a batch: %v", err)
+	}
+}
+
+func TestRedisUnreachableThenBack(t *testing.T) {
+	srv := testenv.Redis(t)
+	rdb := client(t, srv.Addr)
+	s, _ := state.NewRedis(rdb)
+	ctx := context.Background()
+	p := state.Partition{Topic: "t", Partition: 0}
+	l, err := s.Claim(ctx, "g", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := s.Begin(l)
+	_ = b.Do(ctx, func(ctx context.Context) error { state.Redis(ctx).IncrBy(ctx, "k", 1); return nil })
+	srv.Stop()
+	err = b.Commit(ctx, 1)
+	if err == nil || !strings.Contains(err.Error(), srv.Addr) || !strings.Contains(err.Error(), "redis-server running") {
+		t.Fatalf("commit with Redis down: want an error naming %s and what to check, got %v", srv.Addr, err)
+	}
+	if _, err := s.Claim(ctx, "g", p); err == nil || !strings.Contains(err.Error(), srv.Addr) {
+		t.Fatalf("claim with Redis down: %v", err)
+	}
+	// The restarted server is empty: the old lease's epoch is gone, so its
+	// commit is fenced rather than applied over an unknown state.
+	srv.Start()
+	if err := b.Commit(ctx, 1); !errors.Is(err, state.ErrFenced) {
+		t.Fatalf("old lease after an empty restart: want ErrFenced, got %v", err)
+	}
+	l2, err := s.Claim(ctx, "g", p)
+	if err != nil || l2.Next != state.NoPosition {
+		t.Fatalf("claim after restart: %+v %v", l2, err)
+	}
+}
+
+func TestNewRedisErrors(t *testing.T) {
+	if _, err := state.NewRedis(nil); err == nil {
+		t.Error("nil client accepted")
+	}
+	if _, err := state.NewRedis(redis.NewClient(&redis.Options{}), state.WithKeyPrefix("a b")); err == nil {
+		t.Error("prefix with a space accepted")
+	}
+}
+
+func BenchmarkCommit(b *testing.B) {
+	rdb := client(b, testenv.Redis(b).Addr)
+	redisStore, _ := state.NewRedis(rdb)
+	for name, s := range map[string]state.Store{"memory": state.NewMemory(), "redis": redisStore} {
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			l, _ := s.Claim(ctx, "bench", state.Partition{Topic: "t", Partition: 0})
+			const records = 500
+			for i := range b.N {
+				bt := s.Begin(l)
+				for range records {
+					_ = bt.Do(ctx, func(ctx context.Context) error {
+						if name == "redis" {
+							tx := state.Redis(ctx)
+							tx.HIncrBy(ctx, "bench:h", "n", 1)
+							tx.HIncrBy(ctx, "bench:h", "sum", 7)
+						} else {
+							state.OnCommit(ctx, func() {})
+						}
+						return nil
+					})
+				}
+				if err := bt.Commit(ctx, int64(i+1)*records); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*records)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}

@@ -1,0 +1,47 @@
+package testenv
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/recq/recq/schema"
+	"github.com/recq/recq/schema/registry"
+)
+
+// Serde returns a serde that registers schemas on its own: recq's registry
+// on an in-memory store, served over real HTTP until the test ends.
+func Serde(t testing.TB) *schema.Serde {
+	t.Helper()
+	srv, err := registry.New(registry.NewMemoryStore())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(hs.Close)
+	cl, err := sr.NewClient(sr.URLs(hs.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serde, err := schema.NewSerde(cl, schema.WithAutoRegister(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serde
+}
+
+// RunUntilCleanup runs run in the background until the test's cleanup,
+// which cancels its context, waits for it and reports its error.
+func RunUntilCleanup(t testing.TB, run func(context.Context) error) {
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("background run: %v", err)
+		}
+	})
+}
