@@ -26,16 +26,22 @@ func (l *List) IsDeleted() bool { return l.Removed }
 
 // Commands.
 type (
-	CreateList   struct{ Name string }
-	AddItem      struct{ Title string }
+	CreateList struct{ Name string }
+	AddItem    struct {
+		Title   string
+		Minutes int // the estimate, summed by the stats projector
+	}
 	CompleteItem struct{ Title string }
 	DeleteList   struct{}
 )
 
 // Events.
 type (
-	ListCreated   struct{ Name string }
-	ItemAdded     struct{ Title string }
+	ListCreated struct{ Name string }
+	ItemAdded   struct {
+		Title   string
+		Minutes int
+	}
 	ItemCompleted struct{ Title string }
 	ListDeleted   struct{}
 )

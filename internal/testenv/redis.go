@@ -16,9 +16,10 @@ import (
 type RedisServer struct {
 	Addr string // host:port
 
-	t    testing.TB
-	dir  string
-	proc *Proc
+	t       testing.TB
+	dir     string
+	persist bool
+	proc    *Proc
 }
 
 // Redis starts a redis-server without persistence on a free loopback port
@@ -30,9 +31,19 @@ func Redis(t testing.TB) *RedisServer {
 	return r
 }
 
-// Start starts the server again after Stop, on the same address, empty (it
-// keeps no data). Call it from the test's goroutine: it fails the test if the
-// server does not come up.
+// RedisPersistent is Redis with an append-only file synced on every write:
+// a Stop (SIGKILL) and Start keep everything acknowledged, as a Redis with
+// persistence on a real disk would.
+func RedisPersistent(t testing.TB) *RedisServer {
+	t.Helper()
+	r := &RedisServer{Addr: FreeAddr(t), t: t, dir: t.TempDir(), persist: true}
+	r.Start()
+	return r
+}
+
+// Start starts the server again after Stop, on the same address: empty, or
+// with its data for a RedisPersistent. Call it from the test's goroutine: it
+// fails the test if the server does not come up.
 func (r *RedisServer) Start() {
 	r.t.Helper()
 	bin, err := exec.LookPath("redis-server")
@@ -41,7 +52,12 @@ func (r *RedisServer) Start() {
 	}
 	_, port, _ := strings.Cut(r.Addr, ":")
 	// Redis has logged this line since 2.x, once it accepts connections.
-	r.proc = Start(r.t, "Ready to accept connections", bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", r.dir)
+	aof := []string{"--appendonly", "no"}
+	if r.persist {
+		aof = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--dir", r.dir}, aof...)
+	r.proc = Start(r.t, "Ready to accept connections", bin, args...)
 	r.ping()
 }
 
