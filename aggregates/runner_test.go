@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/recq/recq/aggregates"
 	"github.com/recq/recq/internal/testenv"
 	"github.com/recq/recq/schema"
