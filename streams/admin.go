@@ -17,6 +17,7 @@ var (
 	ErrTopicNotFound = errors.New("topic not found")
 	ErrTopicExists   = errors.New("topic already exists")
 	ErrGroupNotFound = errors.New("consumer group not found")
+	ErrGroupActive   = errors.New("consumer group has active members")
 )
 
 // Admin manages topics and reads consumer-group state. It wraps kadm and
@@ -311,4 +312,118 @@ func (a *Admin) DescribeGroup(ctx context.Context, group string) (GroupInfo, err
 		return pi.Partition < pj.Partition
 	})
 	return info, nil
+}
+
+// OffsetChange is one partition's committed offset before and after a
+// reset; Old is -1 when the group had not committed the partition.
+type OffsetChange struct {
+	Topic     string
+	Partition int32
+	Old, New  int64
+}
+
+// ResetGroup moves a stopped group's committed offsets of topics (default:
+// every topic it has committed offsets for) to `to`: the log start, the
+// last stable offset ("end": what a read-committed consumer would read
+// next), an offset (clipped to the partition's range) or the first record
+// at or after a time. A group with members is refused with ErrGroupActive:
+// its consumers would overwrite the reset with their next commit. With
+// dryRun nothing is committed.
+func (a *Admin) ResetGroup(ctx context.Context, group string, to StartAt, dryRun bool, topics ...string) ([]OffsetChange, error) {
+	wrap := func(err error) error { return fmt.Errorf("streams: reset group %q: %w", group, err) }
+	described, err := a.adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if d, ok := described[group]; ok && len(d.Members) > 0 {
+		return nil, wrap(fmt.Errorf("%w (%d, state %s): stop its consumers first", ErrGroupActive, len(d.Members), d.State))
+	}
+	committed, err := a.adm.FetchOffsets(ctx, group)
+	if err == nil {
+		err = committed.Error()
+	}
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		committed, err = nil, nil // a new group: positioned on the named topics
+	}
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if len(topics) == 0 {
+		for t := range committed {
+			topics = append(topics, t)
+		}
+		slices.Sort(topics)
+		if len(topics) == 0 {
+			return nil, wrap(fmt.Errorf("%w: it has no committed offsets; name the topics to position it on", ErrGroupNotFound))
+		}
+	}
+	starts, err := a.listed(ctx, a.adm.ListStartOffsets, topics)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	ends, err := a.listed(ctx, a.adm.ListCommittedOffsets, topics)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	target := ends
+	switch to.kind {
+	case startBeginning:
+		target = starts
+	case startTime:
+		at := func(ctx context.Context, ts ...string) (kadm.ListedOffsets, error) {
+			return a.adm.ListOffsetsAfterMilli(ctx, to.at.UnixMilli(), ts...)
+		}
+		if target, err = a.listed(ctx, at, topics); err != nil {
+			return nil, wrap(err)
+		}
+	}
+	var changes []OffsetChange
+	commit := kadm.Offsets{}
+	target.Each(func(o kadm.ListedOffset) {
+		next := o.Offset
+		if to.kind == startOffset {
+			s, _ := starts.Lookup(o.Topic, o.Partition)
+			e, _ := ends.Lookup(o.Topic, o.Partition)
+			next = min(max(to.offset, s.Offset), e.Offset)
+		}
+		old := int64(-1)
+		if c, ok := committed.Lookup(o.Topic, o.Partition); ok {
+			old = c.At
+		}
+		changes = append(changes, OffsetChange{Topic: o.Topic, Partition: o.Partition, Old: old, New: next})
+		commit.Add(kadm.Offset{Topic: o.Topic, Partition: o.Partition, At: next, LeaderEpoch: -1})
+	})
+	sort.Slice(changes, func(i, j int) bool {
+		ci, cj := changes[i], changes[j]
+		return ci.Topic < cj.Topic || (ci.Topic == cj.Topic && ci.Partition < cj.Partition)
+	})
+	if dryRun {
+		return changes, nil
+	}
+	resp, err := a.adm.CommitOffsets(ctx, group, commit)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return changes, nil
+}
+
+// listed runs a kadm offset listing and turns per-partition failures and
+// missing topics into errors (ErrTopicNotFound for the latter).
+func (a *Admin) listed(ctx context.Context, list func(context.Context, ...string) (kadm.ListedOffsets, error), topics []string) (kadm.ListedOffsets, error) {
+	l, err := list(ctx, topics...)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range topics {
+		if _, ok := l[t]; !ok {
+			return nil, fmt.Errorf("topic %q: %w", t, ErrTopicNotFound)
+		}
+	}
+	if err := l.Error(); err != nil {
+		return nil, topicErr(err)
+	}
+	return l, nil
 }
