@@ -322,23 +322,32 @@ func (r *Runner) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 		return // shutting down; the batch is read again
 	}
 	b := r.batches.Begin(lease)
+	// One record in hand at a time: the closures below are made once per
+	// batch, not per record, which keeps the per-event cost down.
+	var cur struct {
+		h   handler
+		rec *kgo.Record
+		md  Metadata
+	}
+	handle := func(ctx context.Context) error { return call(ctx, cur.h, r.codec, cur.rec, cur.md) }
+	do := func() error { return b.Do(work, handle) }
+	mark := func() error { return r.dedupe.Mark(work, r.group, cur.md.ID) }
 	var last *kgo.Record
 	for i, rec := range recs {
 		if rec.Offset < next {
 			continue // buffered before a re-seek
 		}
-		if h := r.handlers[r.typeOf(rec)]; h != nil && !rec.Attrs.IsControl() && !seen[i] {
-			md, err := metadata(r.group, rec)
-			if err != nil {
+		if h := r.handler(rec); h != nil && !seen[i] {
+			cur.h, cur.rec = h, rec
+			var err error
+			if cur.md, err = metadata(r.group, rec); err != nil {
 				r.log.Warn("malformed envelope; handling the event anyway", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
 			}
-			if !r.retry(ctx, key, rec.Offset, func() error {
-				return b.Do(work, func(ctx context.Context) error { return call(ctx, h, r.codec, rec, md) })
-			}) {
+			if !r.retry(ctx, key, rec.Offset, do) {
 				break
 			}
-			if r.dedupe != nil && md.ID != "" {
-				r.retry(ctx, key, rec.Offset, func() error { return r.dedupe.Mark(work, r.group, md.ID) })
+			if r.dedupe != nil && cur.md.ID != "" {
+				r.retry(ctx, key, rec.Offset, mark)
 			}
 		}
 		last = rec
@@ -375,11 +384,19 @@ func (r *Runner) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 	r.mu.Unlock()
 }
 
-// typeOf reads the recq-type header: the only header needed to skip
-// events without a handler.
-func (r *Runner) typeOf(rec *kgo.Record) string {
-	t, _ := streams.Header(rec, streams.HeaderType)
-	return t
+// handler finds the record's handler from its recq-type header alone, so
+// events nobody handles are skipped without decoding (and without
+// allocating: the map lookup converts the header in place).
+func (r *Runner) handler(rec *kgo.Record) handler {
+	if rec.Attrs.IsControl() {
+		return nil
+	}
+	for _, h := range rec.Headers {
+		if h.Key == streams.HeaderType {
+			return r.handlers[string(h.Value)]
+		}
+	}
+	return nil
 }
 
 // seen asks the observer's dedupe store, in one round trip, which records

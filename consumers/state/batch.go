@@ -27,7 +27,8 @@ type recordTx struct {
 // commits: after the atomic step, in registration order (with the memory
 // store inside it, under the store's lock, before the new position is
 // visible). fn does not run if the record's handler fails or the commit
-// does. It must be called with the context Batch.Do passed to the handler.
+// does. Call it with the context Batch.Do passed to the handler, while the
+// handler runs (not from goroutines that outlive it).
 func OnCommit(ctx context.Context, fn func()) {
 	tx := fromContext(ctx, "OnCommit")
 	tx.fns = append(tx.fns, fn)
@@ -51,14 +52,25 @@ type batch struct {
 	n     int
 	// pipe queues a Redis batch's commands; nil for the memory store.
 	pipe redis.Pipeliner
+	// tx is the handle of the record in hand, reached through txCtx, a
+	// child of parent.
+	tx     recordTx
+	parent context.Context
+	txCtx  context.Context
 	// apply is the store's atomic step: it checks the lease, applies cmds,
 	// runs fns where the store promises, and sets the position to next.
 	apply func(ctx context.Context, next int64, cmds [][]any, fns []func()) error
 }
 
 func (b *batch) Do(ctx context.Context, fn func(ctx context.Context) error) error {
-	tx := &recordTx{pipe: b.pipe}
-	if err := fn(context.WithValue(ctx, txKey{}, tx)); err != nil {
+	// The record's handle and its context are made once per batch (per
+	// parent context) and reset for each record: Do is on every event's path.
+	b.tx.fns = b.tx.fns[:0]
+	if b.txCtx == nil || b.parent != ctx {
+		b.tx.pipe = b.pipe
+		b.parent, b.txCtx = ctx, context.WithValue(ctx, txKey{}, &b.tx)
+	}
+	if err := fn(b.txCtx); err != nil {
 		if b.pipe != nil {
 			b.pipe.Discard()
 		}
@@ -71,7 +83,7 @@ func (b *batch) Do(ctx context.Context, fn func(ctx context.Context) error) erro
 		}
 		b.cmds = append(b.cmds, cmds...)
 	}
-	b.fns = append(b.fns, tx.fns...)
+	b.fns = append(b.fns, b.tx.fns...)
 	b.n++
 	return nil
 }
