@@ -133,6 +133,9 @@ type Runner struct {
 	changed chan struct{} // closed and replaced on every change of progress
 	failing *Failure
 	fatal   error // set by a batch that must not be retried; ends Run
+	// commits are the batch commits in flight, owned by the poll loop;
+	// rebalance callbacks wait for them.
+	commits sync.WaitGroup
 }
 
 // partition is the runner's view of one owned partition. Its fields change
@@ -270,6 +273,7 @@ func (r *Runner) loop(ctx context.Context, cl *kgo.Client) error {
 	for {
 		fs := cl.PollRecords(ctx, r.cfg.MaxPollRecords)
 		if ctx.Err() != nil || fs.IsClientClosed() {
+			r.commits.Wait()
 			cl.AllowRebalance()
 			return nil
 		}
@@ -277,13 +281,28 @@ func (r *Runner) loop(ctx context.Context, cl *kgo.Client) error {
 			r.log.Warn("fetch failed; franz-go retries", "topic", t, "partition", p, "err", err)
 		})
 		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var commits []func()
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
 			if len(p.Records) == 0 {
 				return
 			}
-			wg.Go(func() { r.process(ctx, cl, p.Records) })
+			wg.Go(func() {
+				if c := r.handle(ctx, cl, p.Records); c != nil {
+					mu.Lock()
+					commits = append(commits, c)
+					mu.Unlock()
+				}
+			})
 		})
 		wg.Wait()
+		// Commits overlap the handling of the next poll, and a
+		// partition's batches commit in order: this poll's start only
+		// once the previous poll's have landed.
+		r.commits.Wait()
+		for _, c := range commits {
+			r.commits.Go(c)
+		}
 		cl.AllowRebalance()
 		r.mu.Lock()
 		fatal := r.fatal
@@ -301,8 +320,9 @@ func (r *Runner) stop(err error) {
 	r.fatal = errors.Join(r.fatal, err)
 }
 
-// process handles one partition's records of a poll as one batch.
-func (r *Runner) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) {
+// handle handles one partition's records of a poll as one batch and
+// returns the batch's commit, or nil when there is nothing to commit.
+func (r *Runner) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) func() {
 	key := state.Partition{Topic: recs[0].Topic, Partition: recs[0].Partition}
 	r.mu.Lock()
 	p := r.parts[key]
@@ -313,13 +333,13 @@ func (r *Runner) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 	}
 	r.mu.Unlock()
 	if p == nil {
-		return // not ours any more; the new owner reads them
+		return nil // not ours any more; the new owner reads them
 	}
 	// In-flight work finishes after ctx ends; only retries give up.
 	work := context.WithoutCancel(ctx)
 	seen, ok := r.seen(ctx, recs)
 	if !ok {
-		return // shutting down; the batch is read again
+		return nil // shutting down; the batch is read again
 	}
 	b := r.batches.Begin(lease)
 	// One record in hand at a time: the closures below are made once per
@@ -353,8 +373,15 @@ func (r *Runner) process(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 		last = rec
 	}
 	if last == nil {
-		return
+		return nil
 	}
+	return func() { r.commit(ctx, work, cl, b, lease, last) }
+}
+
+// commit commits a handled batch up to last, retrying until it lands, is
+// fenced (then the partition is claimed again) or ctx ends.
+func (r *Runner) commit(ctx, work context.Context, cl *kgo.Client, b state.Batch, lease state.Lease, last *kgo.Record) {
+	key := lease.Partition
 	err := errors.New("not committed")
 	if !r.retry(ctx, key, last.Offset, func() error {
 		err = b.Commit(work, last.Offset+1)
@@ -613,10 +640,11 @@ func (r *Runner) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Of
 	return offsets, nil
 }
 
-// revoked commits the marks of what was handled (handling is finished:
-// BlockRebalanceOnPoll holds the rebalance until the poll's batches are
-// done) and forgets the partitions.
+// revoked commits the marks of what was handled (BlockRebalanceOnPoll
+// holds the rebalance until the poll's batches are handled, and the commits
+// in flight are waited for) and forgets the partitions.
 func (r *Runner) revoked(ctx context.Context, cl *kgo.Client, ps map[string][]int32) {
+	r.commits.Wait()
 	if err := cl.CommitMarkedOffsets(ctx); err != nil {
 		r.log.Warn("committing offsets on revocation failed", "err", err)
 	}
@@ -625,6 +653,7 @@ func (r *Runner) revoked(ctx context.Context, cl *kgo.Client, ps map[string][]in
 
 // lost forgets partitions taken away without a chance to commit.
 func (r *Runner) lost(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
+	r.commits.Wait() // they will fail (fenced) or land; either way before forgetting
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for t, ns := range ps {

@@ -66,6 +66,17 @@ func (e *Envelope) fields() [11]struct {
 	}
 }
 
+// fieldOf maps a header name to its index in fields(): one lookup per
+// header instead of a comparison with every name.
+var fieldOf = func() map[string]int {
+	var e Envelope
+	m := map[string]int{}
+	for i, f := range e.fields() {
+		m[f.name] = i
+	}
+	return m
+}()
+
 // ReadEnvelope extracts the envelope from r's headers. Unknown headers are
 // ignored. The only malformed input is a non-numeric aggregate version, which
 // is reported (the rest of the envelope is still returned).
@@ -88,14 +99,9 @@ func ReadEnvelope(r *kgo.Record) (Envelope, error) {
 			e.AggregateVersion = v
 			continue
 		}
-		for j, f := range fs {
-			if f.name == h.Key {
-				if at[j] == 0 { // the first header of a name wins, as in Header
-					at[j] = i + 1
-					size += len(h.Value)
-				}
-				break
-			}
+		if j, ok := fieldOf[h.Key]; ok && at[j] == 0 { // the first header of a name wins, as in Header
+			at[j] = i + 1
+			size += len(h.Value)
 		}
 	}
 	var b strings.Builder

@@ -51,7 +51,8 @@ type batch struct {
 	cmds  [][]any
 	n     int
 	// pipe queues a Redis batch's commands; nil for the memory store.
-	pipe redis.Pipeliner
+	pipe  redis.Pipeliner
+	folds coalescer
 	// tx is the handle of the record in hand, reached through txCtx, a
 	// child of parent.
 	tx     recordTx
@@ -81,7 +82,9 @@ func (b *batch) Do(ctx context.Context, fn func(ctx context.Context) error) erro
 		if err != nil {
 			return err
 		}
-		b.cmds = append(b.cmds, cmds...)
+		for _, c := range cmds {
+			b.cmds = b.folds.add(b.cmds, c)
+		}
 	}
 	b.fns = append(b.fns, b.tx.fns...)
 	b.n++
@@ -93,7 +96,7 @@ func (b *batch) Commit(ctx context.Context, next int64) error {
 		return fmt.Errorf("state: commit %s of group %s up to offset %d: %w", b.lease.Partition, b.lease.Group, next, err)
 	}
 	// Committed: a later Commit of the same batch only moves the position.
-	b.cmds, b.fns = nil, nil
+	b.cmds, b.fns, b.folds = nil, nil, coalescer{}
 	return nil
 }
 

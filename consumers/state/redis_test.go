@@ -3,6 +3,8 @@ package state_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -208,5 +210,55 @@ func BenchmarkCommit(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*records)/b.Elapsed().Seconds(), "records/s")
 		})
+	}
+}
+
+// Folding increments must leave Redis exactly as running every command in
+// order would: random mixes of increments, writes and deletes on a few keys
+// go once through a batch and once, command by command, to other keys.
+func TestRedisFoldedIncrementsMatchSequential(t *testing.T) {
+	rdb := client(t, testenv.Redis(t).Addr)
+	s, _ := state.NewRedis(rdb)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 50 {
+		l, _ := s.Claim(ctx, "fold", state.Partition{Topic: "t", Partition: int32(round)})
+		b := s.Begin(l)
+		var direct []func(prefix string, c redis.Cmdable)
+		for range 200 {
+			k := "k" + strconv.Itoa(rng.IntN(3))
+			f := "f" + strconv.Itoa(rng.IntN(2))
+			n := rng.Int64N(11) - 5
+			var op func(prefix string, c redis.Cmdable)
+			switch rng.IntN(10) {
+			case 0:
+				op = func(p string, c redis.Cmdable) { c.Del(ctx, p+k) }
+			case 1:
+				op = func(p string, c redis.Cmdable) { c.HSet(ctx, p+k, f, n) }
+			case 2:
+				op = func(p string, c redis.Cmdable) { c.IncrBy(ctx, p+"s"+k, n) }
+			case 3:
+				op = func(p string, c redis.Cmdable) { c.Set(ctx, p+"s"+k, n, 0) }
+			default:
+				op = func(p string, c redis.Cmdable) { c.HIncrBy(ctx, p+k, f, n) }
+			}
+			direct = append(direct, op)
+			_ = b.Do(ctx, func(ctx context.Context) error { op("batch:", state.Redis(ctx)); return nil })
+		}
+		if err := b.Commit(ctx, 200); err != nil {
+			t.Fatal(err)
+		}
+		for _, op := range direct {
+			op("seq:", rdb)
+		}
+		for _, k := range []string{"k0", "k1", "k2"} {
+			got, _ := rdb.HGetAll(ctx, "batch:"+k).Result()
+			want, _ := rdb.HGetAll(ctx, "seq:"+k).Result()
+			gs, _ := rdb.Get(ctx, "batch:s"+k).Result()
+			ws, _ := rdb.Get(ctx, "seq:s"+k).Result()
+			if fmt.Sprint(got) != fmt.Sprint(want) || gs != ws {
+				t.Fatalf("round %d key %s: batch %v %q, sequential %v %q", round, k, got, gs, want, ws)
+			}
+		}
 	}
 }
