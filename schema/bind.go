@@ -32,9 +32,13 @@ import (
 // setters, which cost as much as goavro's decoding itself; values whose shape
 // is not known statically (slices, maps, zeroing) still go through reflect.
 // The tests check both directions against goavro byte for byte.
+//
+// bin decodes Avro binary written with the bound schema itself straight
+// into the Go value (binary.go); noFast where it cannot.
 type binding struct {
 	enc func(b []byte, v reflect.Value) ([]byte, error)
 	dec func(x any, p unsafe.Pointer) error
+	bin func(r *binReader, p unsafe.Pointer) error
 }
 
 type bindKey struct {
@@ -83,6 +87,12 @@ func (b *binder) bind(n *avroType, t reflect.Type) (*binding, error) {
 	if err != nil {
 		return nil, err
 	}
+	if bd.bin == nil {
+		bd.bin = noFast
+		if n.kind.primitive() || n.kind == kindEnum || n.kind == kindFixed {
+			bd.bin = nativeBin(n, bd.dec)
+		}
+	}
 	return bd, nil
 }
 
@@ -125,6 +135,7 @@ func (b *binder) pointer(bd *binding, n *avroType, t reflect.Type) error {
 		return elem.enc(b, v.Elem())
 	}
 	bd.dec = func(x any, p unsafe.Pointer) error { return decodeNew(elem, t.Elem(), x, p) }
+	bd.bin = func(r *binReader, p unsafe.Pointer) error { return binNew(elem, t.Elem(), r, p) }
 	return nil
 }
 
@@ -146,6 +157,7 @@ func (b *binder) union(bd *binding, n *avroType, t reflect.Type) error {
 		first      *binding
 		lastErr    error
 		decs       []branch // the branches the Go type can hold
+		byIndex    = make([]*binding, len(n.branches))
 	)
 	for i, br := range n.branches {
 		if br.kind == kindNull {
@@ -162,6 +174,7 @@ func (b *binder) union(bd *binding, n *avroType, t reflect.Type) error {
 			firstIndex, first = int64(i), bbd
 		}
 		decs = append(decs, branch{br.branchName(), bbd})
+		byIndex[i] = bbd
 	}
 	if first == nil {
 		if lastErr != nil && len(n.branches) <= 2 {
@@ -206,6 +219,7 @@ func (b *binder) union(bd *binding, n *avroType, t reflect.Type) error {
 		name, _, _ := unionValue(x)
 		return invalid("%s value cannot be stored in Go %v", name, t)
 	}
+	bd.bin = unionBin(n, t, byIndex)
 	return nil
 }
 
@@ -303,6 +317,7 @@ func (b *binder) record(bd *binding, n *avroType, t reflect.Type) error {
 		}
 		return nil
 	}
+	bd.bin = recordBin(fields)
 	return nil
 }
 
@@ -355,6 +370,7 @@ func (b *binder) array(bd *binding, n *avroType, t reflect.Type) error {
 		}
 		return nil
 	}
+	bd.bin = arrayBin(elem, t)
 	return nil
 }
 
@@ -403,6 +419,7 @@ func (b *binder) mapping(bd *binding, n *avroType, t reflect.Type) error {
 		value(t, p).Set(out)
 		return nil
 	}
+	bd.bin = mapBin(elem, t)
 	return nil
 }
 
@@ -547,6 +564,11 @@ func (b *binder) scalar(bd *binding, n *avroType, t reflect.Type) error {
 			return appendString(b, s), nil
 		}
 		bd.dec = decodeString
+		bd.bin = func(r *binReader, p unsafe.Pointer) error {
+			b, err := r.bytes()
+			*(*string)(p) = string(b)
+			return err
+		}
 		return nil
 	case n.kind == kindBytes && k == reflect.Slice && t.Elem().Kind() == reflect.Uint8:
 		bd.enc = func(b []byte, v reflect.Value) ([]byte, error) {
@@ -605,6 +627,11 @@ func bindTime(bd *binding, n *avroType) error {
 		*(*time.Time)(p) = longToTime(i, unit)
 		return nil
 	}
+	bd.bin = func(r *binReader, p unsafe.Pointer) error {
+		i, err := r.long()
+		*(*time.Time)(p) = longToTime(i, unit)
+		return err
+	}
 	return nil
 }
 
@@ -632,6 +659,16 @@ func bindInt(bd *binding, n *avroType, t reflect.Type, ik intKind) error {
 		}
 		if !ik.set(p, i) {
 			return invalid("%d overflows Go %v", i, t)
+		}
+		return nil
+	}
+	bd.bin = func(r *binReader, p unsafe.Pointer) error {
+		x, err := r.int(long)
+		switch {
+		case err != nil:
+			return err
+		case !ik.set(p, x):
+			return invalid("%d overflows Go %v", x, t)
 		}
 		return nil
 	}

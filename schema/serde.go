@@ -315,6 +315,10 @@ type plan struct {
 	ti  *typeInfo
 	res *resolution
 	err error // the writer cannot be read as the type
+	// direct: the writer schema is the type's own, so the payload is read
+	// straight into the struct (binary.go); cleared when the type turns out
+	// to hold something the direct decoder does not read.
+	direct atomic.Bool
 }
 
 func (s *Serde) plan(ctx context.Context, id int, t reflect.Type) (*plan, error) {
@@ -334,6 +338,7 @@ func (s *Serde) plan(ctx context.Context, id int, t reflect.Type) (*plan, error)
 	if p.res, p.err = resolve(w.node, ti.node); p.err != nil {
 		p.err = fmt.Errorf("writer schema id %d (%s) cannot be read as %s: %w", id, w.node.label(), ti.name, p.err)
 	}
+	p.direct.Store(p.err == nil && schemaJSON(w.node, true) == schemaJSON(ti.node, true))
 	return s.plans.storeOnce(k, p), nil
 }
 
@@ -343,6 +348,19 @@ func (s *Serde) plan(ctx context.Context, id int, t reflect.Type) (*plan, error)
 // added fields take their defaults, removed fields are skipped, numbers are
 // promoted. topic only labels errors. On error into may be partly written.
 func (s *Serde) Decode(ctx context.Context, topic string, data []byte, into any) error {
+	return s.decode(ctx, topic, data, into, decodeAny)
+}
+
+// decodeWith chooses the decoders Decode may use; tests pin one to compare.
+type decodeWith uint8
+
+const (
+	decodeAny decodeWith = iota
+	decodeDirectOnly
+	decodeGoavroOnly
+)
+
+func (s *Serde) decode(ctx context.Context, topic string, data []byte, into any, with decodeWith) error {
 	rv := reflect.ValueOf(into)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
 		return unsupported("schema: Decode wants a non-nil pointer to a struct, got %T", into)
@@ -357,6 +375,23 @@ func (s *Serde) Decode(ctx context.Context, topic string, data []byte, into any)
 	}
 	if p.err != nil {
 		return fmt.Errorf("schema: topic %q: %w", topic, p.err)
+	}
+	if with == decodeDirectOnly && !p.direct.Load() {
+		return errNoFast
+	}
+	if with != decodeGoavroOnly && p.direct.Load() {
+		r := binReader{b: payload}
+		err := p.ti.bd.bin(&r, rv.UnsafePointer())
+		if err == nil && len(r.b) > 0 {
+			err = malformed("%d bytes left after the value", len(r.b))
+		}
+		if !errors.Is(err, errNoFast) || with == decodeDirectOnly {
+			if err != nil {
+				return fmt.Errorf("schema: decode %s from topic %q (schema id %d): %w", p.ti.name, topic, id, err)
+			}
+			return nil
+		}
+		p.direct.Store(false)
 	}
 	native, err := p.w.native(id, payload)
 	if err != nil {
