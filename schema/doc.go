@@ -7,8 +7,8 @@
 //
 // A value is byte 0 (magic), the schema id as a 4-byte big-endian integer,
 // then the Avro binary encoding. github.com/twmb/franz-go/pkg/sr frames it
-// and talks to the registry; github.com/linkedin/goavro/v2 decodes, and
-// encodes JSON input and defaults. Typed values are encoded by the package's
+// and talks to the registry; github.com/linkedin/goavro/v2 decodes values
+// of other writer schemas, and encodes JSON input and defaults. Typed values are encoded by the package's
 // own compiled encoders, which validate on the way and write what goavro
 // writes (the tests check it byte for byte) at a fraction of the cost of
 // building goavro's native maps. Map entries are written in key order, so a
@@ -83,7 +83,9 @@
 //
 // # Evolution
 //
-// goavro decodes with the writer's schema only; the package then resolves the
+// A value written with the Go type's own schema is read straight into the
+// struct by the package's direct decoder. Any other writer's value is decoded
+// by goavro with the writer's schema; the package then resolves the
 // writer's values to the reader's schema (the Go type's) by Avro's rules:
 // reader fields the writer lacks take their defaults, writer fields the
 // reader lacks are dropped, int→long→float→double and string↔bytes are
@@ -104,6 +106,8 @@
 // its schema and a tree of encoding and decoding closures (no tag parsing or
 // type inspection per call), per (writer id, type) the resolution, which is
 // the identity when both schemas agree. Cache lookups take no lock and
-// allocate nothing. Warm, Encode allocates only its result; Decode costs
-// goavro's decoding plus storing its natives into the struct.
+// allocate nothing. Warm, Encode allocates only its result; Decode of a value
+// in the type's own schema allocates only what the struct holds (strings,
+// slices, maps, pointers), and otherwise costs goavro's decoding plus storing
+// its natives into the struct.
 package schema
