@@ -107,7 +107,7 @@
 // type inspection per call), per (writer id, type) the resolution, which is
 // the identity when both schemas agree. Cache lookups take no lock and
 // allocate nothing. Warm, Encode allocates only its result; Decode of a value
-// in the type's own schema allocates only what the struct holds (strings,
+// in the type's own schema allocates little beyond what the struct holds (strings,
 // slices, maps, pointers), and otherwise costs goavro's decoding plus storing
 // its natives into the struct.
 package schema
