@@ -263,8 +263,14 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 
 	err = r.loop(ctx, cl)
-	// Leave with the positions of everything handled committed: Close
-	// revokes the partitions, and revoked commits the marks.
+	// Leave with the positions of everything handled committed. Close's
+	// revocation commits too, but a static member does not leave the group
+	// on Close, so its offsets do not rest on that path.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if cerr := cl.CommitMarkedOffsets(cctx); cerr != nil {
+		r.log.Warn("committing Kafka offsets on shutdown failed; with Kafka offsets the next owner handles the last events again", "err", cerr)
+	}
 	cl.Close()
 	return err
 }
