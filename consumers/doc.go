@@ -30,8 +30,9 @@
 // NewRunner(consumer, serde, brokers, opts...).Run(ctx) joins the group.
 // Partitions are handled in parallel, each in order (so each aggregate's
 // events in order), in batches: the records of one partition in one poll,
-// at most WithMaxPollRecords per poll, which bounds memory under any
-// backlog.
+// at most WithMaxPollRecords per poll, which with franz-go's bounded fetch
+// buffer bounds memory under any backlog. A poll's commits run while the
+// next poll is handled; a partition's batches commit in order.
 //
 // A projector's position lives in a state.Store (WithStore), not in Kafka:
 // a batch's read model writes and the partition's next offset are applied
@@ -68,6 +69,9 @@
 // (WithRetryBackoff) while the partition waits, and so does a failed store
 // commit, for example while Redis is down. Nothing is committed past an
 // event that has not been applied. Status reports what is being retried.
+// One failure is not retried: a Redis batch whose script failed half-way
+// (state.ErrPartiallyApplied, e.g. a handler writing a key of the wrong
+// type) would apply its first commands twice, so Run returns that error.
 //
 // # Rebalances and shutdown
 //
