@@ -133,6 +133,7 @@ type Runner struct {
 	changed chan struct{} // closed and replaced on every change of progress
 	failing *Failure
 	fatal   error // set by a batch that must not be retried; ends Run
+	halt    context.CancelFunc
 	// commits are the batch commits in flight, owned by the poll loop;
 	// rebalance callbacks wait for them.
 	commits sync.WaitGroup
@@ -262,7 +263,18 @@ func (r *Runner) Run(ctx context.Context) error {
 		return fmt.Errorf("consumers: %s: %w", r.group, err)
 	}
 
-	err = r.loop(ctx, cl)
+	// halt ends the loop from a batch that must not be retried.
+	lctx, halt := context.WithCancel(ctx)
+	defer halt()
+	r.mu.Lock()
+	r.halt = halt
+	r.mu.Unlock()
+	r.loop(lctx, cl)
+	r.mu.Lock()
+	if r.fatal != nil {
+		err = fmt.Errorf("consumers: %s: stopped: %w", r.group, r.fatal)
+	}
+	r.mu.Unlock()
 	// Leave with the positions of everything handled committed. Close's
 	// revocation commits too, but a static member does not leave the group
 	// on Close, so its offsets do not rest on that path.
@@ -275,13 +287,14 @@ func (r *Runner) Run(ctx context.Context) error {
 	return err
 }
 
-func (r *Runner) loop(ctx context.Context, cl *kgo.Client) error {
+// loop polls and handles until ctx ends (the caller's, or halt).
+func (r *Runner) loop(ctx context.Context, cl *kgo.Client) {
 	for {
 		fs := cl.PollRecords(ctx, r.cfg.MaxPollRecords)
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			r.commits.Wait()
 			cl.AllowRebalance()
-			return nil
+			return
 		}
 		fs.EachError(func(t string, p int32, err error) {
 			r.log.Warn("fetch failed; franz-go retries", "topic", t, "partition", p, "err", err)
@@ -310,20 +323,15 @@ func (r *Runner) loop(ctx context.Context, cl *kgo.Client) error {
 			r.commits.Go(c)
 		}
 		cl.AllowRebalance()
-		r.mu.Lock()
-		fatal := r.fatal
-		r.mu.Unlock()
-		if fatal != nil {
-			return fmt.Errorf("consumers: %s: stopped: %w", r.group, fatal)
-		}
 	}
 }
 
-// stop makes Run return err after the batches in hand.
+// stop makes Run return err once the batches in hand are done.
 func (r *Runner) stop(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.fatal = errors.Join(r.fatal, err)
+	r.halt()
 }
 
 // handle handles one partition's records of a poll as one batch and
