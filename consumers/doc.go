@@ -17,7 +17,10 @@
 // Metadata carries the envelope (id, correlation and causation ids,
 // aggregate id and version) and the record's place (topic, partition,
 // offset, time). A record whose recq-type has no handler is skipped from
-// its header alone, without decoding.
+// its header alone, without decoding. The handler's context carries the
+// event (streams.MessageFromContext), so records it publishes continue the
+// event's flow: same correlation id, the event's id as causation. That
+// context is valid while the handler runs.
 //
 // The group is <app>.<name>.v<version>. A new projector group starts at the
 // beginning of its topics and a new observer group at their head. Bumping a

@@ -364,7 +364,11 @@ func (r *Runner) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record)
 		md  Metadata
 	}
 	handle := func(ctx context.Context) error { return call(ctx, cur.h, r.codec, cur.rec, cur.md) }
-	do := func() error { return b.Do(work, handle) }
+	// The handlers' context carries the event in hand, so what they
+	// publish (streams.Publisher, aggregates.Invoker) continues its flow:
+	// same correlation id, the event as causation.
+	hctx := streams.ContextWithCurrentMessage(work, &cur.md.Envelope)
+	do := func() error { return b.Do(hctx, handle) }
 	mark := func() error { return r.dedupe.Mark(work, r.group, cur.md.ID) }
 	var last *kgo.Record
 	for i, rec := range recs {

@@ -377,3 +377,34 @@ func TestProjectorStopsOnPartiallyAppliedBatch(t *testing.T) {
 		t.Fatalf("a position was committed: %v", ps)
 	}
 }
+
+// What a handler publishes continues the handled event's flow: the same
+// correlation id, and the event's id as causation.
+func TestHandlersPublishInTheEventsFlow(t *testing.T) {
+	b := newBank(t, 2)
+	testenv.Topic(t, b.addr, "bank.mail", 1)
+	o := consumers.NewObserver("bank", "mailer", 1, topic)
+	consumers.On(o, func(ctx context.Context, e Deposited, md consumers.Metadata) error {
+		return b.pub.Publish(ctx, &kgo.Record{Topic: "bank.mail", Key: []byte(md.Key), Value: []byte(md.ID)})
+	})
+	r, _ := start(t, b, o)
+	waitHead(t, r)
+	b.publish(100, 5)
+	catchUp(t, r)
+	events := map[string]streams.Envelope{}
+	for _, rec := range testenv.ReadTopic(t, b.addr, topic) {
+		env, _ := streams.ReadEnvelope(rec)
+		events[env.ID] = env
+	}
+	mails := testenv.ReadTopic(t, b.addr, "bank.mail")
+	if len(mails) == 0 {
+		t.Fatal("the observer published nothing")
+	}
+	for _, m := range mails {
+		env, _ := streams.ReadEnvelope(m)
+		cause, ok := events[string(m.Value)]
+		if !ok || env.CausationID != cause.ID || env.CorrelationID != cause.CorrelationID || env.CorrelationID == "" {
+			t.Fatalf("mail %+v: want causation %q and correlation %q of its event", env, cause.ID, cause.CorrelationID)
+		}
+	}
+}

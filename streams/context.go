@@ -20,10 +20,25 @@ func ContextWithCorrelationID(ctx context.Context, correlationID string) context
 	return ContextWithMessage(ctx, Envelope{CorrelationID: correlationID})
 }
 
-// MessageFromContext returns the envelope stored by ContextWithMessage.
+// ContextWithCurrentMessage is ContextWithMessage for consumer loops: the
+// context refers to *handled, which the loop overwrites with each record's
+// envelope, so one context serves a whole batch without an allocation per
+// record. A handler must use it only while it runs (not from goroutines
+// that outlive it): afterwards it names a later message.
+func ContextWithCurrentMessage(ctx context.Context, handled *Envelope) context.Context {
+	return context.WithValue(ctx, handledKey{}, handled)
+}
+
+// MessageFromContext returns the envelope stored by ContextWithMessage or
+// ContextWithCurrentMessage.
 func MessageFromContext(ctx context.Context) (Envelope, bool) {
-	e, ok := ctx.Value(handledKey{}).(Envelope)
-	return e, ok
+	switch e := ctx.Value(handledKey{}).(type) {
+	case Envelope:
+		return e, true
+	case *Envelope:
+		return *e, true
+	}
+	return Envelope{}, false
 }
 
 // Stamp completes r's envelope from ctx: a message id when r has none, and the

@@ -145,3 +145,22 @@ func TestParseStartAt(t *testing.T) {
 		}
 	}
 }
+
+func TestContextWithCurrentMessageFollowsTheEnvelope(t *testing.T) {
+	var cur Envelope
+	ctx := ContextWithCurrentMessage(context.Background(), &cur)
+	for _, id := range []string{"evt-1", "evt-2"} {
+		cur = Envelope{ID: id, CorrelationID: "flow-" + id}
+		r := &kgo.Record{}
+		Stamp(ctx, r)
+		if got, _ := Header(r, HeaderCausationID); got != id {
+			t.Fatalf("causation %q, want %q", got, id)
+		}
+		if got, _ := Header(r, HeaderCorrelationID); got != "flow-"+id {
+			t.Fatalf("correlation %q, want flow-%s", got, id)
+		}
+	}
+	if _, ok := MessageFromContext(context.Background()); ok {
+		t.Fatal("a message in an empty context")
+	}
+}
