@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,15 +14,55 @@ import (
 )
 
 // Metadata is what a handler knows of the event it handles besides the
-// payload: the envelope and where the record sits.
+// payload: where the record sits, and its envelope, read from the headers
+// only when asked for (most handlers need one field or none, and the
+// envelope is the largest per-event cost after decoding).
 type Metadata struct {
-	streams.Envelope
 	Group     string // the consumer group handling it
 	Key       string
 	Topic     string
 	Partition int32
 	Offset    int64
 	Time      time.Time // the record's timestamp
+	rec       *kgo.Record
+}
+
+// Envelope reads the whole envelope; the error reports a malformed
+// aggregate version (the rest is still returned).
+func (m Metadata) Envelope() (streams.Envelope, error) { return streams.ReadEnvelope(m.rec) }
+
+// ID is the event's message id (recq-id).
+func (m Metadata) ID() string { return m.header(streams.HeaderID) }
+
+// Type is the event's type name (recq-type).
+func (m Metadata) Type() string { return m.header(streams.HeaderType) }
+
+// AggregateID is the id of the aggregate that emitted the event.
+func (m Metadata) AggregateID() string { return m.header(streams.HeaderAggregateID) }
+
+// AggregateVersion is the aggregate's version after the event; 0 when the
+// header is absent or malformed (Envelope reports which).
+func (m Metadata) AggregateVersion() int64 {
+	v, _ := strconv.ParseInt(m.header(streams.HeaderAggregateVersion), 10, 64)
+	return v
+}
+
+// CorrelationID is the id of the flow the event belongs to.
+func (m Metadata) CorrelationID() string { return m.header(streams.HeaderCorrelationID) }
+
+// CausationID is the id of the message that caused the event.
+func (m Metadata) CausationID() string { return m.header(streams.HeaderCausationID) }
+
+func (m Metadata) header(key string) string {
+	v, _ := streams.Header(m.rec, key)
+	return v
+}
+
+// HandledEnvelope makes the record in hand the context's message for
+// streams.Stamp (see streams.ContextWithMessageSource).
+func (m *Metadata) HandledEnvelope() streams.Envelope {
+	e, _ := streams.ReadEnvelope(m.rec)
+	return e
 }
 
 // Kind tells projectors from observers: they differ in where a new group
@@ -128,7 +169,7 @@ func On[E any](c *Consumer, fn func(ctx context.Context, evt E, md Metadata) err
 	c.pending = append(c.pending, pending{sample: &sample, fn: func(ctx context.Context, codec streams.Codec, r *kgo.Record, md Metadata) error {
 		var evt E
 		if err := codec.Decode(ctx, r.Topic, r.Value, &evt); err != nil {
-			return fmt.Errorf("decode %s at %s/%d@%d: %w", md.Type, r.Topic, r.Partition, r.Offset, err)
+			return fmt.Errorf("decode %s at %s/%d@%d: %w", md.Type(), r.Topic, r.Partition, r.Offset, err)
 		}
 		return fn(ctx, evt, md)
 	}})
@@ -148,15 +189,6 @@ func (c *Consumer) bind(codec streams.TypedCodec) (map[string]handler, error) {
 }
 
 // metadata builds the Metadata of r.
-func metadata(group string, r *kgo.Record) (Metadata, error) {
-	env, err := streams.ReadEnvelope(r)
-	return Metadata{
-		Envelope:  env,
-		Group:     group,
-		Key:       string(r.Key),
-		Topic:     r.Topic,
-		Partition: r.Partition,
-		Offset:    r.Offset,
-		Time:      r.Timestamp,
-	}, err
+func metadata(group string, r *kgo.Record) Metadata {
+	return Metadata{Group: group, Key: string(r.Key), Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Time: r.Timestamp, rec: r}
 }

@@ -10,13 +10,13 @@
 //
 //	stats := consumers.NewProjector("todo", "stats", 1, "todo.events")
 //	consumers.On(stats, func(ctx context.Context, e todo.ItemAdded, md consumers.Metadata) error {
-//		state.Redis(ctx).HIncrBy(ctx, md.Group+":"+md.AggregateID, "items", 1)
+//		state.Redis(ctx).HIncrBy(ctx, md.Group+":"+md.AggregateID(), "items", 1)
 //		return nil
 //	})
 //
-// Metadata carries the envelope (id, correlation and causation ids,
-// aggregate id and version) and the record's place (topic, partition,
-// offset, time). A record whose recq-type has no handler is skipped from
+// Metadata carries the record's place (topic, partition, offset, time, key)
+// and its envelope (ID, CorrelationID, CausationID, AggregateID,
+// AggregateVersion, Envelope), read from the headers only when asked for. A record whose recq-type has no handler is skipped from
 // its header alone, without decoding. The handler's context carries the
 // event (streams.MessageFromContext), so records it publishes continue the
 // event's flow: same correlation id, the event's id as causation. That

@@ -46,7 +46,10 @@ type RunnerConfig struct {
 	// giving its partitions to others. Zero: franz-go's default (45 s).
 	SessionTimeout time.Duration
 	// MaxPollRecords bounds the records taken per poll, across partitions,
-	// and with it the memory a large backlog takes. Zero: 5,000.
+	// and with it the memory a large backlog takes beyond franz-go's own
+	// fetch buffer (one fetch per broker, FetchMaxBytes). Zero: 50,000,
+	// enough to take a whole fetch, so the next one is on its way while
+	// this one is handled.
 	MaxPollRecords int
 	// RetryBackoff and MaxRetryBackoff bound the exponential wait (with
 	// jitter) between attempts of a failed event or commit. Zero: 50 ms and
@@ -195,7 +198,7 @@ func NewRunner(c *Consumer, codec streams.TypedCodec, brokers []string, opts ...
 		}
 	}
 	if r.cfg.MaxPollRecords == 0 {
-		r.cfg.MaxPollRecords = 5000
+		r.cfg.MaxPollRecords = 50_000
 	}
 	if r.cfg.RetryBackoff == 0 {
 		r.cfg.RetryBackoff = 50 * time.Millisecond
@@ -367,24 +370,21 @@ func (r *Runner) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record)
 	// The handlers' context carries the event in hand, so what they
 	// publish (streams.Publisher, aggregates.Invoker) continues its flow:
 	// same correlation id, the event as causation.
-	hctx := streams.ContextWithCurrentMessage(work, &cur.md.Envelope)
+	hctx := streams.ContextWithMessageSource(work, &cur.md)
 	do := func() error { return b.Do(hctx, handle) }
-	mark := func() error { return r.dedupe.Mark(work, r.group, cur.md.ID) }
+	var id string // the observer's event id, for the dedupe store
+	mark := func() error { return r.dedupe.Mark(work, r.group, id) }
 	var last *kgo.Record
 	for i, rec := range recs {
 		if rec.Offset < next {
 			continue // buffered before a re-seek
 		}
 		if h := r.handler(rec); h != nil && !seen[i] {
-			cur.h, cur.rec = h, rec
-			var err error
-			if cur.md, err = metadata(r.group, rec); err != nil {
-				r.log.Warn("malformed envelope; handling the event anyway", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
-			}
+			cur.h, cur.rec, cur.md = h, rec, metadata(r.group, rec)
 			if !r.retry(ctx, key, rec.Offset, do) {
 				break
 			}
-			if r.dedupe != nil && cur.md.ID != "" {
+			if id = cur.md.ID(); r.dedupe != nil && id != "" {
 				r.retry(ctx, key, rec.Offset, mark)
 			}
 		}

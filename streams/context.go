@@ -20,23 +20,29 @@ func ContextWithCorrelationID(ctx context.Context, correlationID string) context
 	return ContextWithMessage(ctx, Envelope{CorrelationID: correlationID})
 }
 
-// ContextWithCurrentMessage is ContextWithMessage for consumer loops: the
-// context refers to *handled, which the loop overwrites with each record's
-// envelope, so one context serves a whole batch without an allocation per
-// record. A handler must use it only while it runs (not from goroutines
+// A MessageSource gives the envelope of the message being handled when
+// asked, so a consumer loop need not read every record's envelope.
+type MessageSource interface {
+	HandledEnvelope() Envelope
+}
+
+// ContextWithMessageSource is ContextWithMessage for consumer loops: src
+// is asked for the envelope only when something publishes, and a loop can
+// keep one context for a whole batch, pointing src at each record in turn.
+// Such a context is valid only while its handler runs (not in goroutines
 // that outlive it): afterwards it names a later message.
-func ContextWithCurrentMessage(ctx context.Context, handled *Envelope) context.Context {
-	return context.WithValue(ctx, handledKey{}, handled)
+func ContextWithMessageSource(ctx context.Context, src MessageSource) context.Context {
+	return context.WithValue(ctx, handledKey{}, src)
 }
 
 // MessageFromContext returns the envelope stored by ContextWithMessage or
-// ContextWithCurrentMessage.
+// ContextWithMessageSource.
 func MessageFromContext(ctx context.Context) (Envelope, bool) {
 	switch e := ctx.Value(handledKey{}).(type) {
 	case Envelope:
 		return e, true
-	case *Envelope:
-		return *e, true
+	case MessageSource:
+		return e.HandledEnvelope(), true
 	}
 	return Envelope{}, false
 }

@@ -146,11 +146,16 @@ func TestParseStartAt(t *testing.T) {
 	}
 }
 
-func TestContextWithCurrentMessageFollowsTheEnvelope(t *testing.T) {
-	var cur Envelope
-	ctx := ContextWithCurrentMessage(context.Background(), &cur)
+// source is a consumer loop's record in hand.
+type source struct{ env Envelope }
+
+func (s *source) HandledEnvelope() Envelope { return s.env }
+
+func TestContextWithMessageSourceFollowsTheRecordInHand(t *testing.T) {
+	var cur source
+	ctx := ContextWithMessageSource(context.Background(), &cur)
 	for _, id := range []string{"evt-1", "evt-2"} {
-		cur = Envelope{ID: id, CorrelationID: "flow-" + id}
+		cur.env = Envelope{ID: id, CorrelationID: "flow-" + id}
 		r := &kgo.Record{}
 		Stamp(ctx, r)
 		if got, _ := Header(r, HeaderCausationID); got != id {

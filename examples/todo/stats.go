@@ -30,7 +30,7 @@ func StatsProjector(version int) *consumers.Consumer {
 	p := consumers.NewProjector(StatsApp, StatsName, version, aggregates.EventsTopic(Name))
 	count := func(ctx context.Context, md consumers.Metadata, field string, n int64) {
 		tx := state.Redis(ctx)
-		k := StatsKey(md.Group, md.AggregateID)
+		k := StatsKey(md.Group, md.AggregateID())
 		tx.HIncrBy(ctx, k, "events", 1)
 		if field != "" {
 			tx.HIncrBy(ctx, k, field, n)
@@ -42,7 +42,7 @@ func StatsProjector(version int) *consumers.Consumer {
 	})
 	consumers.On(p, func(ctx context.Context, e ItemAdded, md consumers.Metadata) error {
 		count(ctx, md, "added", 1)
-		state.Redis(ctx).HIncrBy(ctx, StatsKey(md.Group, md.AggregateID), "minutes", int64(e.Minutes))
+		state.Redis(ctx).HIncrBy(ctx, StatsKey(md.Group, md.AggregateID()), "minutes", int64(e.Minutes))
 		return nil
 	})
 	consumers.On(p, func(ctx context.Context, _ ItemCompleted, md consumers.Metadata) error {
@@ -51,7 +51,7 @@ func StatsProjector(version int) *consumers.Consumer {
 	})
 	consumers.On(p, func(ctx context.Context, _ ListDeleted, md consumers.Metadata) error {
 		count(ctx, md, "", 0)
-		state.Redis(ctx).HSet(ctx, StatsKey(md.Group, md.AggregateID), "deleted", 1)
+		state.Redis(ctx).HSet(ctx, StatsKey(md.Group, md.AggregateID()), "deleted", 1)
 		return nil
 	})
 	return p

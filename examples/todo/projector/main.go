@@ -44,7 +44,7 @@ func main() {
 	flag.IntVar(&c.version, "version", 1, "projector version: a new one rebuilds the stats from the beginning (group todo.stats.v<version>)")
 	flag.StringVar(&c.instance, "instance", "", "static group member id, e.g. the pod name (a restart within the session timeout keeps its partitions)")
 	flag.DurationVar(&c.session, "session-timeout", 0, "how long the group waits for a crashed member (0: franz-go's default, 45s)")
-	flag.IntVar(&c.maxPoll, "max-poll", 0, "records per poll (0: 5000)")
+	flag.IntVar(&c.maxPoll, "max-poll", 0, "records per poll (0: 50000)")
 	flag.StringVar(&c.http, "http", "", "address to serve /query/ (the projection) and /health/ (livez, readyz, status); empty: none")
 	flag.Parse()
 	c.brokers = strings.Split(*brokers, ",")
