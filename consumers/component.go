@@ -14,18 +14,21 @@ import (
 )
 
 // Metadata is what a handler knows of the event it handles besides the
-// payload: where the record sits, and its envelope, read from the headers
-// only when asked for (most handlers need one field or none, and the
-// envelope is the largest per-event cost after decoding).
+// payload: where the record sits (fields), and what the record's bytes say
+// (methods: the key and the envelope), read only when asked for. Most
+// handlers need one of those or none, and reading them all was the largest
+// per-event cost after decoding.
 type Metadata struct {
 	Group     string // the consumer group handling it
-	Key       string
 	Topic     string
 	Partition int32
 	Offset    int64
 	Time      time.Time // the record's timestamp
 	rec       *kgo.Record
 }
+
+// Key is the record's key: the aggregate id for recq's event topics.
+func (m Metadata) Key() string { return string(m.rec.Key) }
 
 // Envelope reads the whole envelope; the error reports a malformed
 // aggregate version (the rest is still returned).
@@ -190,5 +193,5 @@ func (c *Consumer) bind(codec streams.TypedCodec) (map[string]handler, error) {
 
 // metadata builds the Metadata of r.
 func metadata(group string, r *kgo.Record) Metadata {
-	return Metadata{Group: group, Key: string(r.Key), Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Time: r.Timestamp, rec: r}
+	return Metadata{Group: group, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Time: r.Timestamp, rec: r}
 }

@@ -14,9 +14,10 @@
 //		return nil
 //	})
 //
-// Metadata carries the record's place (topic, partition, offset, time, key)
-// and its envelope (ID, CorrelationID, CausationID, AggregateID,
-// AggregateVersion, Envelope), read from the headers only when asked for. A record whose recq-type has no handler is skipped from
+// Metadata carries the record's place (Group, Topic, Partition, Offset,
+// Time) and, read from the record only when asked for, its Key and
+// envelope (ID, CorrelationID, CausationID, AggregateID, AggregateVersion,
+// Envelope). A record whose recq-type has no handler is skipped from
 // its header alone, without decoding. The handler's context carries the
 // event (streams.MessageFromContext), so records it publishes continue the
 // event's flow: same correlation id, the event's id as causation. That

@@ -158,11 +158,11 @@ func memoryProjector(name string, version int) (*consumers.Consumer, func() ledg
 		})
 	}
 	consumers.On(p, func(ctx context.Context, e Deposited, md consumers.Metadata) error {
-		apply(ctx, md.Key, e.Amount)
+		apply(ctx, md.Key(), e.Amount)
 		return nil
 	})
 	consumers.On(p, func(ctx context.Context, e Withdrawn, md consumers.Metadata) error {
-		apply(ctx, md.Key, -e.Amount)
+		apply(ctx, md.Key(), -e.Amount)
 		return nil
 	})
 	return p, func() ledger {
@@ -177,9 +177,9 @@ func memoryProjector(name string, version int) (*consumers.Consumer, func() ledg
 func redisProjector(name string, version int) *consumers.Consumer {
 	p := consumers.NewProjector("bank", name, version, topic)
 	apply := func(ctx context.Context, md consumers.Metadata, delta int64) {
-		tx := state.Redis(ctx)
-		tx.HIncrBy(ctx, md.Group+":balance", md.Key, delta)
-		tx.HIncrBy(ctx, md.Group+":count", md.Key, 1)
+		tx, acct := state.Redis(ctx), md.Key()
+		tx.HIncrBy(ctx, md.Group+":balance", acct, delta)
+		tx.HIncrBy(ctx, md.Group+":count", acct, 1)
 	}
 	consumers.On(p, func(ctx context.Context, e Deposited, md consumers.Metadata) error {
 		apply(ctx, md, e.Amount)

@@ -385,7 +385,7 @@ func TestHandlersPublishInTheEventsFlow(t *testing.T) {
 	testenv.Topic(t, b.addr, "bank.mail", 1)
 	o := consumers.NewObserver("bank", "mailer", 1, topic)
 	consumers.On(o, func(ctx context.Context, e Deposited, md consumers.Metadata) error {
-		return b.pub.Publish(ctx, &kgo.Record{Topic: "bank.mail", Key: []byte(md.Key), Value: []byte(md.ID())})
+		return b.pub.Publish(ctx, &kgo.Record{Topic: "bank.mail", Key: []byte(md.Key()), Value: []byte(md.ID())})
 	})
 	r, _ := start(t, b, o)
 	waitHead(t, r)
