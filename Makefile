@@ -27,7 +27,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./streams/ ./schema/ ./aggregates/snapshot/
 	$(GO) test -run '^$$' -bench 'Send|RawTransactional' -benchtime 20000x -count 3 ./aggregates/
 	$(GO) test -run '^$$' -bench Load -benchtime 30x -timeout 20m ./aggregates/
-	$(GO) test -run '^$$' -bench Consume -benchtime 3x -count 3 ./consumers/
+	scripts/bench-consume.sh
 	$(GO) test -run '^$$' -bench Commit -benchtime 300x -count 3 ./consumers/state/
 
 lint:
