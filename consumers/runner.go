@@ -137,9 +137,11 @@ type Runner struct {
 	failing *Failure
 	fatal   error // set by a batch that must not be retried; ends Run
 	halt    context.CancelFunc
+	wake    context.CancelFunc // ends the poll in progress
 	// commits are the batch commits in flight, owned by the poll loop;
 	// rebalance callbacks wait for them.
 	commits sync.WaitGroup
+	poll    uint64 // the poll loop's current poll, counted from 1; owned by the loop
 }
 
 // partition is the runner's view of one owned partition. Its fields change
@@ -148,6 +150,14 @@ type partition struct {
 	lease  state.Lease
 	next   int64 // next offset to process
 	target int64 // the last stable offset when assigned: the head to reach
+	// fenced is set by a commit the store refused: another owner claimed
+	// the partition. The loop claims it again before its next poll.
+	fenced bool
+	// seeked is the last poll before the partition was re-seeked
+	// (reclaimFenced): batches of that poll or earlier were fetched from the old
+	// position and must not commit, or the records between the stored
+	// position and theirs would be skipped.
+	seeked uint64
 }
 
 // Failure describes the event or commit a runner is retrying.
@@ -293,14 +303,26 @@ func (r *Runner) Run(ctx context.Context) error {
 // loop polls and handles until ctx ends (the caller's, or halt).
 func (r *Runner) loop(ctx context.Context, cl *kgo.Client) {
 	for {
-		fs := cl.PollRecords(ctx, r.cfg.MaxPollRecords)
+		r.poll++
+		poll := r.poll
+		// A fenced commit wakes the poll: the partition must be claimed
+		// again and re-read even if no new record comes.
+		pctx, wake := context.WithCancel(ctx)
+		r.mu.Lock()
+		r.wake = wake
+		r.mu.Unlock()
+		fs := cl.PollRecords(pctx, r.cfg.MaxPollRecords)
+		woken := pctx.Err() != nil
+		wake()
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			r.commits.Wait()
 			cl.AllowRebalance()
 			return
 		}
 		fs.EachError(func(t string, p int32, err error) {
-			r.log.Warn("fetch failed; franz-go retries", "topic", t, "partition", p, "err", err)
+			if !woken || !errors.Is(err, context.Canceled) {
+				r.log.Warn("fetch failed; franz-go retries", "topic", t, "partition", p, "err", err)
+			}
 		})
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -310,7 +332,7 @@ func (r *Runner) loop(ctx context.Context, cl *kgo.Client) {
 				return
 			}
 			wg.Go(func() {
-				if c := r.handle(ctx, cl, p.Records); c != nil {
+				if c := r.handle(ctx, cl, poll, p.Records); c != nil {
 					mu.Lock()
 					commits = append(commits, c)
 					mu.Unlock()
@@ -322,6 +344,9 @@ func (r *Runner) loop(ctx context.Context, cl *kgo.Client) {
 		// partition's batches commit in order: this poll's start only
 		// once the previous poll's have landed.
 		r.commits.Wait()
+		// Between polls, so that the next poll's records all come from
+		// the new positions.
+		r.reclaimFenced(ctx, cl, poll)
 		for _, c := range commits {
 			r.commits.Go(c)
 		}
@@ -337,20 +362,26 @@ func (r *Runner) stop(err error) {
 	r.halt()
 }
 
+// current reports the partition's lease and next offset, and whether the
+// records of poll may be handled: the partition is still ours, not fenced,
+// and not re-seeked since they were fetched.
+func (r *Runner) current(key state.Partition, poll uint64) (state.Lease, int64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.parts[key]
+	if p == nil || p.fenced || p.seeked >= poll {
+		return state.Lease{}, 0, false
+	}
+	return p.lease, p.next, true
+}
+
 // handle handles one partition's records of a poll as one batch and
 // returns the batch's commit, or nil when there is nothing to commit.
-func (r *Runner) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) func() {
+func (r *Runner) handle(ctx context.Context, cl *kgo.Client, poll uint64, recs []*kgo.Record) func() {
 	key := state.Partition{Topic: recs[0].Topic, Partition: recs[0].Partition}
-	r.mu.Lock()
-	p := r.parts[key]
-	var lease state.Lease
-	var next int64
-	if p != nil {
-		lease, next = p.lease, p.next
-	}
-	r.mu.Unlock()
-	if p == nil {
-		return nil // not ours any more; the new owner reads them
+	lease, next, ok := r.current(key, poll)
+	if !ok {
+		return nil // not ours any more, or re-seeked: read again from the right place
 	}
 	// In-flight work finishes after ctx ends; only retries give up.
 	work := context.WithoutCancel(ctx)
@@ -393,7 +424,15 @@ func (r *Runner) handle(ctx context.Context, cl *kgo.Client, recs []*kgo.Record)
 	if last == nil {
 		return nil
 	}
-	return func() { r.commit(ctx, work, cl, b, lease, last) }
+	return func() {
+		// A commit of the previous poll may have been fenced while this
+		// batch was handled, and the partition re-seeked: then the batch
+		// may start past the stored position and is dropped (nothing of it
+		// is applied before Commit); its records are read again.
+		if _, _, ok := r.current(key, poll); ok {
+			r.commit(ctx, work, cl, b, lease, last)
+		}
+	}
 }
 
 // commit commits a handled batch up to last, retrying until it lands, is
@@ -416,7 +455,12 @@ func (r *Runner) commit(ctx, work context.Context, cl *kgo.Client, b state.Batch
 	}
 	if err != nil {
 		r.log.Warn("partition claimed by another owner; claiming it again", "partition", key, "err", err)
-		r.reclaim(ctx, cl, key)
+		r.mu.Lock()
+		if p := r.parts[key]; p != nil {
+			p.fenced = true
+			r.wake()
+		}
+		r.mu.Unlock()
 		return
 	}
 	cl.MarkCommitRecords(last)
@@ -556,29 +600,43 @@ func (r *Runner) claim(ctx context.Context, key state.Partition) (state.Lease, e
 	return l, nil
 }
 
-// reclaim takes a new lease after a fenced commit and moves the partition
-// to the stored position: another owner may have applied records since.
-func (r *Runner) reclaim(ctx context.Context, cl *kgo.Client, key state.Partition) {
-	l, err := r.claim(ctx, key)
-	if err != nil {
-		return
-	}
-	next := l.Next
-	if next == state.NoPosition {
-		starts, err := r.admin().ListStartOffsets(ctx, key.Topic)
-		if err != nil {
-			r.log.Warn("cannot find the partition's start after a fenced commit; it is read again after the next rebalance", "partition", key, "err", err)
-			return
-		}
-		o, _ := starts.Lookup(key.Topic, key.Partition)
-		next = o.Offset
-	}
-	cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{key.Topic: {key.Partition: {Epoch: -1, Offset: next}}})
+// reclaimFenced takes a new lease for each partition whose commit was
+// fenced and moves it to the stored position: another owner may have
+// applied records since. poll is the poll whose batches are now stale.
+func (r *Runner) reclaimFenced(ctx context.Context, cl *kgo.Client, poll uint64) {
 	r.mu.Lock()
-	if p := r.parts[key]; p != nil {
-		p.lease, p.next = l, next
+	var fenced []state.Partition
+	for key, p := range r.parts {
+		if p.fenced {
+			fenced = append(fenced, key)
+		}
 	}
 	r.mu.Unlock()
+	for _, key := range fenced {
+		l, err := r.claim(ctx, key)
+		if err != nil {
+			return // shutting down
+		}
+		next := l.Next
+		if next == state.NoPosition {
+			starts, err := r.admin().ListStartOffsets(ctx, key.Topic)
+			if err == nil {
+				err = starts.Error()
+			}
+			if err != nil {
+				r.log.Warn("cannot find the partition's start after a fenced commit; trying again after the next poll", "partition", key, "err", err)
+				continue
+			}
+			o, _ := starts.Lookup(key.Topic, key.Partition)
+			next = o.Offset
+		}
+		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{key.Topic: {key.Partition: {Epoch: -1, Offset: next}}})
+		r.mu.Lock()
+		if p := r.parts[key]; p != nil {
+			p.lease, p.next, p.seeked, p.fenced = l, next, poll, false
+		}
+		r.mu.Unlock()
+	}
 }
 
 // assigned marks the member as joined. Partitions it adds are claimed in

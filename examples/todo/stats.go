@@ -70,9 +70,11 @@ type Stats struct {
 	Deleted   bool
 }
 
-// StatsProjection answers GetStats from the hashes the projector of r
-// writes in rdb.
-func StatsProjection(rdb redis.UniversalClient, r *consumers.Runner) *consumers.Projection {
+// StatsProjection answers GetStats from the hashes the stats projector of
+// group (todo.stats.v<N>) writes in rdb. r is that projector's runner,
+// which consistent queries wait for; nil serves only plain reads (e.g. a
+// query service running no projector).
+func StatsProjection(rdb redis.UniversalClient, r *consumers.Runner, group string) *consumers.Projection {
 	p := consumers.NewProjection("todo-stats", r)
 	consumers.Query(p, func(ctx context.Context, q GetStats) (Stats, error) {
 		var h struct {
@@ -82,7 +84,7 @@ func StatsProjection(rdb redis.UniversalClient, r *consumers.Runner) *consumers.
 			Minutes   int64 `redis:"minutes"`
 			Deleted   int64 `redis:"deleted"`
 		}
-		res := rdb.HGetAll(ctx, StatsKey(r.Group(), q.List))
+		res := rdb.HGetAll(ctx, StatsKey(group, q.List))
 		if err := res.Err(); err != nil {
 			return Stats{}, fmt.Errorf("stats of %s: %w", q.List, err)
 		}

@@ -83,7 +83,7 @@ func run(ctx context.Context, c config) error {
 			return err
 		}
 		mux := http.NewServeMux()
-		mux.Handle("/query/", http.StripPrefix("/query", todo.StatsProjection(rdb, r).Handler()))
+		mux.Handle("/query/", http.StripPrefix("/query", todo.StatsProjection(rdb, r, r.Group()).Handler()))
 		mux.Handle("/health/", http.StripPrefix("/health", consumers.HealthHandler(r)))
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
