@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/recq/recq/deadletter"
 	"github.com/recq/recq/streams"
 )
 
@@ -101,13 +102,27 @@ type Consumer struct {
 	pending []pending // On registrations waiting for a codec to name them
 }
 
-type handler func(ctx context.Context, codec streams.Codec, r *kgo.Record, md Metadata) error
+// handler is one event type's registration.
+type handler struct {
+	fn     func(ctx context.Context, codec streams.Codec, r *kgo.Record, md Metadata) error
+	name   string             // the event type's name
+	policy *deadletter.Policy // nil: the runner's
+}
 
 // pending is a handler registered by Go type; NewRunner asks the codec for
 // the type's name.
 type pending struct {
 	sample any
-	fn     handler
+	h      handler
+}
+
+// HandlerOption configures one handler.
+type HandlerOption func(*handler)
+
+// Retry gives the handler its own retry policy instead of the runner's
+// (WithRetryPolicy).
+func Retry(p deadletter.Policy) HandlerOption {
+	return func(h *handler) { h.policy = &p }
 }
 
 // NewProjector defines a projector: it builds a read model from events of
@@ -163,30 +178,43 @@ func (c *Consumer) Validate() error {
 // are skipped from their recq-type header, without decoding. Registering a
 // second handler for one type replaces the first.
 //
-// fn's error does not skip the event: the runner retries it (see Runner).
-// A projector's fn writes its read model through the state store's handle
-// in ctx (state.Redis, state.OnCommit), so the writes land with the
-// position, once.
-func On[E any](c *Consumer, fn func(ctx context.Context, evt E, md Metadata) error) {
+// fn's error does not skip the event: the runner retries it under the
+// handler's policy (Retry) or the runner's, and what fails for good goes
+// to the dead event queue (see the package documentation). A projector's
+// fn writes its read model through the state store's handle in ctx
+// (state.Redis, state.OnCommit), so the writes land with the position,
+// once.
+func On[E any](c *Consumer, fn func(ctx context.Context, evt E, md Metadata) error, opts ...HandlerOption) {
 	var sample E
-	c.pending = append(c.pending, pending{sample: &sample, fn: func(ctx context.Context, codec streams.Codec, r *kgo.Record, md Metadata) error {
+	h := handler{fn: func(ctx context.Context, codec streams.Codec, r *kgo.Record, md Metadata) error {
 		var evt E
 		if err := codec.Decode(ctx, r.Topic, r.Value, &evt); err != nil {
 			return fmt.Errorf("decode %s at %s/%d@%d: %w", md.Type(), r.Topic, r.Partition, r.Offset, err)
 		}
 		return fn(ctx, evt, md)
-	}})
+	}}
+	for _, o := range opts {
+		o(&h)
+	}
+	c.pending = append(c.pending, pending{sample: &sample, h: h})
 }
 
 // bind names c's handlers through codec.
-func (c *Consumer) bind(codec streams.TypedCodec) (map[string]handler, error) {
-	hs := make(map[string]handler, len(c.pending))
+func (c *Consumer) bind(codec streams.TypedCodec) (map[string]*handler, error) {
+	hs := make(map[string]*handler, len(c.pending))
 	for _, p := range c.pending {
 		name, err := codec.TypeName(p.sample)
 		if err != nil {
 			return nil, fmt.Errorf("consumers: %s: handler for %T: %w", c.Group(), p.sample, err)
 		}
-		hs[name] = p.fn
+		if p.h.policy != nil {
+			if err := p.h.policy.Validate(); err != nil {
+				return nil, fmt.Errorf("consumers: %s: handler for %T: %w", c.Group(), p.sample, err)
+			}
+		}
+		h := p.h
+		h.name = name
+		hs[name] = &h
 	}
 	return hs, nil
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/recq/recq/consumers"
 	"github.com/recq/recq/consumers/state"
+	"github.com/recq/recq/deadletter"
 	"github.com/recq/recq/internal/testenv"
 	"github.com/recq/recq/schema"
 	"github.com/recq/recq/streams"
@@ -95,36 +97,50 @@ func (b *bank) record(ctx context.Context, account string, v any) *kgo.Record {
 	return r
 }
 
-// ledger is a read model: balance and event count per account.
+// ledger is a read model: balance and event count per account, and (for
+// some projectors and folds) the amounts in the order they were applied.
 type ledger struct {
 	Balance map[string]int64
 	Count   map[string]int64
+	Order   map[string][]int64
 }
 
-func newLedger() ledger { return ledger{Balance: map[string]int64{}, Count: map[string]int64{}} }
+func newLedger() ledger {
+	return ledger{Balance: map[string]int64{}, Count: map[string]int64{}, Order: map[string][]int64{}}
+}
 
 // fold is the ledger the topic's committed events make: what every
 // projector must end with.
-func (b *bank) fold() ledger {
+func (b *bank) fold() ledger { return b.foldWithout(nil) }
+
+// foldWithout is the fold of the topic without the events ids (dead ones,
+// by deadletter.ID).
+func (b *bank) foldWithout(ids map[string]bool) ledger {
 	b.t.Helper()
 	l := newLedger()
 	ctx := context.Background()
 	for _, r := range testenv.ReadTopic(b.t, b.addr, topic) {
+		if ids[deadletter.ID(r.Topic, r.Partition, r.Offset)] {
+			continue
+		}
 		typ, _ := streams.Header(r, streams.HeaderType)
 		acct := string(r.Key)
+		var delta int64
 		switch typ {
 		case typeName(b.t, b.serde, Deposited{}):
 			var e Deposited
 			must(b.t, b.serde.Decode(ctx, topic, r.Value, &e))
-			l.Balance[acct] += e.Amount
+			delta = e.Amount
 		case typeName(b.t, b.serde, Withdrawn{}):
 			var e Withdrawn
 			must(b.t, b.serde.Decode(ctx, topic, r.Value, &e))
-			l.Balance[acct] -= e.Amount
+			delta = -e.Amount
 		default:
 			continue
 		}
+		l.Balance[acct] += delta
 		l.Count[acct]++
+		l.Order[acct] = append(l.Order[acct], delta)
 	}
 	return l
 }
@@ -146,29 +162,46 @@ func must(t testing.TB, err error) {
 // memoryProjector keeps its ledger in process memory, written through
 // state.OnCommit so it changes only with the positions.
 func memoryProjector(name string, version int) (*consumers.Consumer, func() ledger) {
+	return checkedProjector(name, version, nil)
+}
+
+// checkedProjector is a memoryProjector whose handlers first ask check
+// (if not nil), which may fail or panic; its ledger also keeps the order
+// in which each account's amounts were applied.
+func checkedProjector(name string, version int, check func(md consumers.Metadata, amount int64) error) (*consumers.Consumer, func() ledger) {
 	p := consumers.NewProjector("bank", name, version, topic)
 	var mu sync.Mutex
 	l := newLedger()
-	apply := func(ctx context.Context, acct string, delta int64) {
+	apply := func(ctx context.Context, md consumers.Metadata, delta int64) error {
+		if check != nil {
+			if err := check(md, delta); err != nil {
+				return err
+			}
+		}
+		acct := md.Key()
 		state.OnCommit(ctx, func() {
 			mu.Lock()
 			defer mu.Unlock()
 			l.Balance[acct] += delta
 			l.Count[acct]++
+			l.Order[acct] = append(l.Order[acct], delta)
 		})
+		return nil
 	}
 	consumers.On(p, func(ctx context.Context, e Deposited, md consumers.Metadata) error {
-		apply(ctx, md.Key(), e.Amount)
-		return nil
+		return apply(ctx, md, e.Amount)
 	})
 	consumers.On(p, func(ctx context.Context, e Withdrawn, md consumers.Metadata) error {
-		apply(ctx, md.Key(), -e.Amount)
-		return nil
+		return apply(ctx, md, -e.Amount)
 	})
 	return p, func() ledger {
 		mu.Lock()
 		defer mu.Unlock()
-		return ledger{Balance: maps.Clone(l.Balance), Count: maps.Clone(l.Count)}
+		order := map[string][]int64{}
+		for k, v := range l.Order {
+			order[k] = slices.Clone(v)
+		}
+		return ledger{Balance: maps.Clone(l.Balance), Count: maps.Clone(l.Count), Order: order}
 	}
 }
 

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/recq/recq/consumers/dedupe"
 	"github.com/recq/recq/consumers/state"
+	"github.com/recq/recq/deadletter"
 	"github.com/recq/recq/streams"
 )
 
@@ -55,6 +58,20 @@ type RunnerConfig struct {
 	// jitter) between attempts of a failed event or commit. Zero: 50 ms and
 	// 5 s.
 	RetryBackoff, MaxRetryBackoff time.Duration
+	// Retry is the policy for failing handlers (consumers.Retry gives one
+	// handler its own). Zero: deadletter's defaults: a permanent error is
+	// tried 3 times, then the event is dead; a transient one is retried
+	// until it succeeds.
+	Retry deadletter.Policy
+	// NoDeadLetters turns the dead event queue off: an event that fails
+	// for good is then retried until it succeeds, holding its partition.
+	NoDeadLetters bool
+	// Parking holds back a key's later events behind its dead one, in the
+	// dead event queue, so they are applied in order when redriven. Nil: on
+	// for projectors, off for observers.
+	Parking *bool
+	// Hooks are called on retries, dead events and redrives (metrics).
+	Hooks deadletter.Hooks
 	// Logger receives retries and rebalances. Nil: slog.Default().
 	Logger *slog.Logger
 	// ClientOptions are extra franz-go options, applied last.
@@ -72,6 +89,12 @@ func (c RunnerConfig) Validate() error {
 	}
 	if c.RetryBackoff < 0 || c.MaxRetryBackoff < 0 || (c.MaxRetryBackoff > 0 && c.MaxRetryBackoff < c.RetryBackoff) {
 		errs = append(errs, fmt.Errorf("retry backoff %v..%v: want 0 <= RetryBackoff <= MaxRetryBackoff", c.RetryBackoff, c.MaxRetryBackoff))
+	}
+	if err := c.Retry.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.NoDeadLetters && c.Parking != nil && *c.Parking {
+		errs = append(errs, errors.New("parking without a dead event queue: parked events wait in the queue; drop one of WithParking(true) and WithoutDeadLetters"))
 	}
 	return errors.Join(errs...)
 }
@@ -99,10 +122,24 @@ func WithSessionTimeout(d time.Duration) RunnerOption {
 // WithMaxPollRecords bounds the records taken per poll.
 func WithMaxPollRecords(n int) RunnerOption { return func(c *RunnerConfig) { c.MaxPollRecords = n } }
 
-// WithRetryBackoff bounds the wait between attempts.
+// WithRetryBackoff bounds the wait between attempts of a failed store,
+// dedupe or dead event queue call (handlers follow WithRetryPolicy).
 func WithRetryBackoff(min, max time.Duration) RunnerOption {
 	return func(c *RunnerConfig) { c.RetryBackoff, c.MaxRetryBackoff = min, max }
 }
+
+// WithRetryPolicy sets the policy for failing handlers.
+func WithRetryPolicy(p deadletter.Policy) RunnerOption { return func(c *RunnerConfig) { c.Retry = p } }
+
+// WithoutDeadLetters turns the dead event queue off (see
+// RunnerConfig.NoDeadLetters).
+func WithoutDeadLetters() RunnerOption { return func(c *RunnerConfig) { c.NoDeadLetters = true } }
+
+// WithParking turns sequenced parking on or off (see RunnerConfig.Parking).
+func WithParking(on bool) RunnerOption { return func(c *RunnerConfig) { c.Parking = &on } }
+
+// WithHooks sets the retry, dead event and redrive hooks.
+func WithHooks(h deadletter.Hooks) RunnerOption { return func(c *RunnerConfig) { c.Hooks = h } }
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) RunnerOption { return func(c *RunnerConfig) { c.Logger = l } }
@@ -119,12 +156,17 @@ type Runner struct {
 	codec    streams.TypedCodec
 	brokers  []string
 	cfg      RunnerConfig
-	handlers map[string]handler
+	handlers map[string]*handler
 	// batches is where every batch commits: cfg.Store, or in Kafka-offset
 	// mode a private memory store, which gives OnCommit the same meaning.
 	batches state.Store
 	dedupe  dedupe.Store // observers only
 	log     *slog.Logger
+	// The dead event queue: q is set by Run before it polls, nil with
+	// NoDeadLetters; retryTopic is the group's retry topic.
+	q          *deadletter.Queue
+	retryTopic string
+	parking    bool
 
 	running atomic.Bool
 	mu      sync.Mutex
@@ -210,6 +252,11 @@ func NewRunner(c *Consumer, codec streams.TypedCodec, brokers []string, opts ...
 	if r.cfg.MaxPollRecords == 0 {
 		r.cfg.MaxPollRecords = 50_000
 	}
+	r.retryTopic = deadletter.RetryTopic(r.group)
+	r.parking = c.kind == KindProjector
+	if cfg.Parking != nil {
+		r.parking = *cfg.Parking
+	}
 	if r.cfg.RetryBackoff == 0 {
 		r.cfg.RetryBackoff = 50 * time.Millisecond
 	}
@@ -271,6 +318,15 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.notifyLocked()
 		r.mu.Unlock()
 	}()
+	if !r.cfg.NoDeadLetters {
+		q, stop, err := r.openQueue(ctx)
+		if err != nil {
+			return fmt.Errorf("consumers: %s: %w", r.group, err)
+		}
+		defer stop()
+		r.q = q
+		opts = append(opts, kgo.ConsumeTopics(append(slices.Clone(r.c.topics), r.retryTopic)...))
+	}
 	cl, err := streams.Dial(ctx, r.brokers, append(opts, r.cfg.ClientOptions...)...)
 	if err != nil {
 		return fmt.Errorf("consumers: %s: %w", r.group, err)
@@ -298,6 +354,57 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	cl.Close()
 	return err
+}
+
+// openQueue makes sure the group's dead event queue exists (as many
+// partitions as the widest topic read), reads it, and follows it until
+// stop.
+func (r *Runner) openQueue(ctx context.Context) (q *deadletter.Queue, stop func(), err error) {
+	cl, err := streams.Dial(ctx, r.brokers, r.cfg.ClientOptions...)
+	if err != nil {
+		return nil, nil, err
+	}
+	adm := streams.NewAdmin(cl)
+	partitions := int32(1)
+	for _, t := range r.c.topics {
+		// A topic not created yet counts for nothing: keys keep their order
+		// in the queue whatever its width.
+		if ends, err := adm.EndOffsets(ctx, t); err == nil {
+			partitions = max(partitions, int32(len(ends[t])))
+		}
+	}
+	err = deadletter.EnsureTopics(ctx, adm, r.group, partitions)
+	cl.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	q, err = deadletter.NewQueue(r.brokers, r.group, r.log, r.cfg.Hooks, r.cfg.ClientOptions...)
+	if err != nil {
+		return nil, nil, err
+	}
+	qctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { q.Run(qctx) })
+	stop = func() {
+		cancel()
+		wg.Wait()
+		q.Close()
+	}
+	if err := q.Sync(ctx); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return q, stop, nil
+}
+
+// who names this member in the decisions it records.
+func (r *Runner) who() string {
+	id := r.cfg.InstanceID
+	if id == "" {
+		host, _ := os.Hostname()
+		id = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	return "consumer " + r.group + " (" + id + ")"
 }
 
 // loop polls and handles until ctx ends (the caller's, or halt).
@@ -389,35 +496,14 @@ func (r *Runner) handle(ctx context.Context, cl *kgo.Client, poll uint64, recs [
 	if !ok {
 		return nil // shutting down; the batch is read again
 	}
-	b := r.batches.Begin(lease)
-	// One record in hand at a time: the closures below are made once per
-	// batch, not per record, which keeps the per-event cost down.
-	var cur struct {
-		h   handler
-		rec *kgo.Record
-		md  Metadata
-	}
-	handle := func(ctx context.Context) error { return call(ctx, cur.h, r.codec, cur.rec, cur.md) }
-	// The handlers' context carries the event in hand, so what they
-	// publish (streams.Publisher, aggregates.Invoker) continues its flow:
-	// same correlation id, the event as causation.
-	hctx := streams.ContextWithMessageSource(work, &cur.md)
-	do := func() error { return b.Do(hctx, handle) }
-	var id string // the observer's event id, for the dedupe store
-	mark := func() error { return r.dedupe.Mark(work, r.group, id) }
+	ps := r.newPass(work, key, r.batches.Begin(lease))
 	var last *kgo.Record
 	for i, rec := range recs {
 		if rec.Offset < next {
 			continue // buffered before a re-seek
 		}
-		if h := r.handler(rec); h != nil && !seen[i] {
-			cur.h, cur.rec, cur.md = h, rec, metadata(r.group, rec)
-			if !r.retry(ctx, key, rec.Offset, do) {
-				break
-			}
-			if id = cur.md.ID(); r.dedupe != nil && id != "" {
-				r.retry(ctx, key, rec.Offset, mark)
-			}
+		if !seen[i] && !rec.Attrs.IsControl() && !ps.process(ctx, rec) {
+			break // shutting down mid-retry: the rest is read again
 		}
 		last = rec
 	}
@@ -430,14 +516,15 @@ func (r *Runner) handle(ctx context.Context, cl *kgo.Client, poll uint64, recs [
 		// may start past the stored position and is dropped (nothing of it
 		// is applied before Commit); its records are read again.
 		if _, _, ok := r.current(key, poll); ok {
-			r.commit(ctx, work, cl, b, lease, last)
+			r.commit(ctx, work, cl, ps, lease, last)
 		}
 	}
 }
 
 // commit commits a handled batch up to last, retrying until it lands, is
 // fenced (then the partition is claimed again) or ctx ends.
-func (r *Runner) commit(ctx, work context.Context, cl *kgo.Client, b state.Batch, lease state.Lease, last *kgo.Record) {
+func (r *Runner) commit(ctx, work context.Context, cl *kgo.Client, ps *pass, lease state.Lease, last *kgo.Record) {
+	b := ps.b
 	key := lease.Partition
 	err := errors.New("not committed")
 	if !r.retry(ctx, key, last.Offset, func() error {
@@ -464,6 +551,7 @@ func (r *Runner) commit(ctx, work context.Context, cl *kgo.Client, b state.Batch
 		return
 	}
 	cl.MarkCommitRecords(last)
+	ps.committed(work)
 	r.mu.Lock()
 	if p := r.parts[key]; p != nil && p.lease.Epoch == lease.Epoch {
 		p.next = last.Offset + 1
@@ -476,10 +564,7 @@ func (r *Runner) commit(ctx, work context.Context, cl *kgo.Client, b state.Batch
 // handler finds the record's handler from its recq-type header alone, so
 // events nobody handles are skipped without decoding (and without
 // allocating: the map lookup converts the header in place).
-func (r *Runner) handler(rec *kgo.Record) handler {
-	if rec.Attrs.IsControl() {
-		return nil
-	}
+func (r *Runner) handler(rec *kgo.Record) *handler {
 	for _, h := range rec.Headers {
 		if h.Key == streams.HeaderType {
 			return r.handlers[string(h.Value)]
@@ -523,14 +608,15 @@ func (r *Runner) seen(ctx context.Context, recs []*kgo.Record) ([]bool, bool) {
 	return seen, true
 }
 
-// call runs a handler, turning a panic into an error that keeps the stack.
-func call(ctx context.Context, h handler, codec streams.Codec, rec *kgo.Record, md Metadata) (err error) {
+// call runs a handler, turning a panic into a *deadletter.PanicError that
+// keeps the stack.
+func call(ctx context.Context, h *handler, codec streams.Codec, rec *kgo.Record, md Metadata) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("handler panicked: %v\n%s", v, debug.Stack())
+			err = &deadletter.PanicError{Value: v, Stack: string(debug.Stack())}
 		}
 	}()
-	return h(ctx, codec, rec, md)
+	return h.fn(ctx, codec, rec, md)
 }
 
 // retry runs fn until it succeeds, backing off between attempts, and
@@ -630,6 +716,12 @@ func (r *Runner) reclaimFenced(ctx context.Context, cl *kgo.Client, poll uint64)
 			o, _ := starts.Lookup(key.Topic, key.Partition)
 			next = o.Offset
 		}
+		// The other owner may have sent records past next to the dead event
+		// queue: know them before handling those records again.
+		if err := r.syncQueue(ctx, map[string]map[int32]kgo.Offset{key.Topic: {key.Partition: kgo.NewOffset().At(next)}}); err != nil {
+			r.log.Warn("reading the dead event queue after a fenced commit failed; trying again after the next poll", "partition", key, "err", err)
+			continue
+		}
 		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{key.Topic: {key.Partition: {Epoch: -1, Offset: next}}})
 		r.mu.Lock()
 		if p := r.parts[key]; p != nil {
@@ -709,11 +801,36 @@ func (r *Runner) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Of
 			r.mu.Unlock()
 		}
 	}
+	if err := r.syncQueue(ctx, offsets); err != nil {
+		return nil, err
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.checkHeadLocked()
 	r.notifyLocked()
 	return offsets, nil
+}
+
+// syncQueue reads the dead event queue up to its end, so the entries the
+// partitions' previous owners wrote are known before their records are
+// handled again, and records as done the redriven events the retry
+// partitions among them show handled (a previous owner committed and
+// stopped before recording them).
+func (r *Runner) syncQueue(ctx context.Context, offsets map[string]map[int32]kgo.Offset) error {
+	if r.q == nil {
+		return nil
+	}
+	if err := r.q.Sync(ctx); err != nil {
+		return fmt.Errorf("consumers: %s: %w", r.group, err)
+	}
+	for n, o := range offsets[r.retryTopic] {
+		if ds := r.q.Index().HandledRedrives(n, o.EpochOffset().Offset); len(ds) > 0 {
+			if err := r.q.Done(ctx, r.who(), ds...); err != nil {
+				r.log.Warn("recording handled redriven events failed", "err", err)
+			}
+		}
+	}
+	return nil
 }
 
 // revoked commits the marks of what was handled (BlockRebalanceOnPoll

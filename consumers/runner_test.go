@@ -15,6 +15,7 @@ import (
 	"github.com/recq/recq/consumers"
 	"github.com/recq/recq/consumers/dedupe"
 	"github.com/recq/recq/consumers/state"
+	"github.com/recq/recq/deadletter"
 	"github.com/recq/recq/internal/testenv"
 	"github.com/recq/recq/streams"
 )
@@ -34,7 +35,8 @@ func TestProjectorMemoryStoreReachesHeadAndFollows(t *testing.T) {
 	catchUp(t, r)
 	equal(t, "after catching up", read(), b.fold())
 	st := r.Status()
-	if !st.Running || !st.Ready || len(st.Partitions) != 4 || st.Failing != nil {
+	// The topic's 4 partitions, and the 4 of the group's retry topic.
+	if !st.Running || !st.Ready || len(st.Partitions) != 8 || st.Failing != nil {
 		t.Fatalf("status: %+v", st)
 	}
 }
@@ -106,7 +108,7 @@ func TestProjectorFencedOwnerReclaims(t *testing.T) {
 	equal(t, "after a fenced commit", redisLedger(t, rdb, p.Group()), b.fold())
 	var epoch int64
 	for _, ps := range r.Status().Partitions {
-		if ps.Partition == 0 {
+		if ps.Topic == topic && ps.Partition == 0 {
 			epoch = ps.Epoch
 		}
 	}
@@ -128,10 +130,8 @@ func TestProjectorRetriesFailingEventWithoutSkipping(t *testing.T) {
 			target.CompareAndSwap(-1, md.Offset)
 		}
 		if md.Partition == 0 && md.Offset == target.Load() && failures.Add(1) <= 3 {
-			if failures.Load() == 3 {
-				panic("third failure is a panic")
-			}
-			return errors.New("dependency down")
+			// Transient: retried past the policy's 3 attempts, never dead.
+			return deadletter.Transient(errors.New("dependency down"))
 		}
 		state.OnCommit(ctx, func() {
 			mu.Lock()

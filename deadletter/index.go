@@ -1,0 +1,262 @@
+package deadletter
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Status is where a dead event stands.
+type Status string
+
+const (
+	// StatusPending: dead (or parked, or dead again after a redrive) and
+	// waiting for a decision.
+	StatusPending Status = "pending"
+	// StatusRedriving: republished to the retry topic, not yet handled.
+	StatusRedriving Status = "redriving"
+	// StatusRedriven: handled successfully after a redrive.
+	StatusRedriven Status = "redriven"
+	// StatusDiscarded: dropped on purpose; it will not be handled.
+	StatusDiscarded Status = "discarded"
+)
+
+// ParseStatus reads a Status.
+func ParseStatus(s string) (Status, error) {
+	switch st := Status(s); st {
+	case StatusPending, StatusRedriving, StatusRedriven, StatusDiscarded:
+		return st, nil
+	}
+	return "", fmt.Errorf("deadletter: unknown status %q (want pending, redriving, redriven or discarded)", s)
+}
+
+// Action names what was decided about a dead event.
+type ActionKind string
+
+const (
+	ActionRedrive ActionKind = "redrive" // republished to the retry topic
+	ActionDiscard ActionKind = "discard" // dropped
+	ActionDone    ActionKind = "done"    // the redriven event was handled (written by the consumer)
+)
+
+// Action is one decision about a dead event, recorded on the actions topic
+// (keyed by the event's id) with who took it, why and when.
+type Action struct {
+	ID     string     `json:"id"`
+	Action ActionKind `json:"action"`
+	// Generation is the entry's generation the action was taken on: a
+	// later death (a higher generation) makes the entry pending again.
+	Generation int       `json:"generation"`
+	Who        string    `json:"who"`
+	Why        string    `json:"why,omitempty"`
+	At         time.Time `json:"at"`
+	// Where a redrive put the event on the retry topic.
+	RetryPartition int32 `json:"retry_partition,omitempty"`
+	RetryOffset    int64 `json:"retry_offset,omitempty"`
+}
+
+func (a Action) record(topic string) *kgo.Record {
+	v, _ := json.Marshal(a) // plain fields: cannot fail
+	return &kgo.Record{Topic: topic, Key: []byte(a.ID), Value: v}
+}
+
+// Item is a dead event with its history: the latest entry, every action,
+// and the status they give.
+type Item struct {
+	Entry   Entry    // the latest generation's entry
+	Status  Status   `json:"status"`
+	Actions []Action `json:"actions,omitempty"`
+	seq     int64    // the first entry's offset in the queue: a key's order
+}
+
+// Index holds every dead event of one consumer group, built from the dead
+// event queue and the actions topic. It is safe for concurrent use.
+type Index struct {
+	mu    sync.Mutex
+	items map[string]*Item
+	byKey map[string][]*Item // items of each non-empty key, in queue order
+}
+
+func newIndex() *Index {
+	return &Index{items: map[string]*Item{}, byKey: map[string][]*Item{}}
+}
+
+// apply reads one record of the queue or the actions topic. Records that
+// are not recq's are reported and skipped.
+func (x *Index) apply(group string, r *kgo.Record) error {
+	switch r.Topic {
+	case Topic(group):
+		e, err := ParseEntry(r)
+		if err != nil {
+			return err
+		}
+		x.addEntry(e)
+	case ActionsTopic(group):
+		var a Action
+		if err := json.Unmarshal(r.Value, &a); err != nil || a.ID == "" {
+			return fmt.Errorf("deadletter: %s/%d@%d is not an action: %v", r.Topic, r.Partition, r.Offset, err)
+		}
+		x.addAction(a)
+	}
+	return nil
+}
+
+func (x *Index) addEntry(e Entry) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	it := x.items[e.ID]
+	if it == nil {
+		it = &Item{seq: e.QueueOffset}
+		x.items[e.ID] = it
+		if len(e.Key) > 0 {
+			k := string(e.Key)
+			x.byKey[k] = append(x.byKey[k], it)
+		}
+	} else if e.Generation < it.Entry.Generation {
+		return // an older copy (a zombie's, say): the latest generation wins
+	}
+	it.Entry = e
+	it.status()
+}
+
+func (x *Index) addAction(a Action) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	it := x.items[a.ID]
+	if it == nil {
+		// Actions are written after their entry; an action on an unknown
+		// id names an entry that the queue's retention removed.
+		return
+	}
+	it.Actions = append(it.Actions, a)
+	it.status()
+}
+
+// status derives the item's status from its entry and its last action on
+// that generation.
+func (it *Item) status() {
+	it.Status = StatusPending
+	for _, a := range slices.Backward(it.Actions) {
+		if a.Generation < it.Entry.Generation {
+			break
+		}
+		switch a.Action {
+		case ActionDiscard:
+			it.Status = StatusDiscarded
+		case ActionRedrive:
+			it.Status = StatusRedriving
+		case ActionDone:
+			it.Status = StatusRedriven
+		}
+		return
+	}
+}
+
+// Get returns a copy of the item with id.
+func (x *Index) Get(id string) (Item, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	it, ok := x.items[id]
+	if !ok {
+		return Item{}, false
+	}
+	return it.copy(), true
+}
+
+func (it *Item) copy() Item {
+	c := *it
+	c.Actions = slices.Clone(it.Actions)
+	return c
+}
+
+// Blocker is the id of the first dead event of key that holds back a new
+// event of that key: one pending or being redriven. "" when none does, or
+// key is empty (no order to keep).
+func (x *Index) Blocker(key []byte) string {
+	return x.blocker(key, func(it *Item) bool { return it.Status == StatusPending || it.Status == StatusRedriving })
+}
+
+// BlockerOfRedriven is Blocker for a redriven event id: only a pending
+// event of its key queued before it holds it back (the ones redriven with
+// it come before it on the retry topic, in order).
+func (x *Index) BlockerOfRedriven(key []byte, id string) string {
+	x.mu.Lock()
+	it := x.items[id]
+	x.mu.Unlock()
+	if it == nil {
+		return ""
+	}
+	return x.blocker(key, func(o *Item) bool { return o.seq < it.seq && o.Status == StatusPending })
+}
+
+func (x *Index) blocker(key []byte, blocks func(*Item) bool) string {
+	if len(key) == 0 {
+		return ""
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, it := range x.byKey[string(key)] {
+		if blocks(it) {
+			return it.Entry.ID
+		}
+	}
+	return ""
+}
+
+// Filter selects items for List; zero fields select everything.
+type Filter struct {
+	Key    string
+	Status Status
+	IDs    []string
+}
+
+// List returns the items f selects, in queue order (by queue partition,
+// then offset).
+func (x *Index) List(f Filter) []Item {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var out []Item
+	for id, it := range x.items {
+		if (f.Key != "" && string(it.Entry.Key) != f.Key) || (f.Status != "" && it.Status != f.Status) ||
+			(len(f.IDs) > 0 && !slices.Contains(f.IDs, id)) {
+			continue
+		}
+		out = append(out, it.copy())
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Entry.QueuePartition != b.Entry.QueuePartition {
+			return a.Entry.QueuePartition < b.Entry.QueuePartition
+		}
+		if a.seq != b.seq {
+			return a.seq < b.seq
+		}
+		return strings.Compare(a.Entry.ID, b.Entry.ID) < 0
+	})
+	return out
+}
+
+// HandledRedrives lists the events being redriven through partition of
+// the retry topic whose retry records lie below next: a consumer that
+// committed past them and stopped before recording them done.
+func (x *Index) HandledRedrives(partition int32, next int64) []Redriven {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var out []Redriven
+	for _, it := range x.items {
+		if it.Status != StatusRedriving {
+			continue
+		}
+		a := it.Actions[len(it.Actions)-1]
+		if a.RetryPartition == partition && a.RetryOffset < next {
+			out = append(out, Redriven{ID: it.Entry.ID, Attempts: it.Entry.Attempts, Generation: it.Entry.Generation, FirstFailure: it.Entry.FirstFailure})
+		}
+	}
+	return out
+}

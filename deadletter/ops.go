@@ -1,0 +1,174 @@
+package deadletter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/recq/recq/streams"
+)
+
+// Load reads group's dead event queue and actions to their ends and
+// returns the index: what `recq dlq list` shows. ErrNoQueue if the group
+// has none.
+func Load(ctx context.Context, brokers []string, group string, opts ...kgo.Opt) (*Index, error) {
+	if err := exists(ctx, brokers, group, opts); err != nil {
+		return nil, err
+	}
+	q, err := NewQueue(brokers, group, nil, Hooks{}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); q.Run(rctx) }()
+	err = q.Sync(ctx)
+	stop()
+	<-done
+	if err != nil {
+		return nil, err
+	}
+	return q.idx, nil
+}
+
+func exists(ctx context.Context, brokers []string, group string, opts []kgo.Opt) error {
+	cl, err := streams.Dial(ctx, brokers, opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := streams.NewAdmin(cl)
+	for _, t := range []string{Topic(group), ActionsTopic(group), RetryTopic(group)} {
+		if _, err := adm.DescribeTopic(ctx, t); errors.Is(err, streams.ErrTopicNotFound) {
+			return fmt.Errorf("deadletter: group %s: %w (topic %s is missing)", group, ErrNoQueue, t)
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Decision is who takes an action and why.
+type Decision struct {
+	Who string
+	Why string
+}
+
+// pendingItems returns the items of ids in queue order, all pending, or an
+// error naming those that are not.
+func pendingItems(idx *Index, ids []string) ([]Item, error) {
+	items := idx.List(Filter{IDs: ids})
+	if len(items) != len(ids) {
+		found := map[string]bool{}
+		for _, it := range items {
+			found[it.Entry.ID] = true
+		}
+		var missing []error
+		for _, id := range ids {
+			if !found[id] {
+				missing = append(missing, fmt.Errorf("%s: no such dead event", id))
+			}
+		}
+		if err := errors.Join(missing...); err != nil {
+			return nil, err
+		}
+	}
+	var errs []error
+	for _, it := range items {
+		if it.Status != StatusPending {
+			errs = append(errs, fmt.Errorf("%s is %s, not pending", it.Entry.ID, it.Status))
+		}
+	}
+	return items, errors.Join(errs...)
+}
+
+// Redrive republishes the pending dead events ids to the group's retry
+// topic, which only the group consumes, in queue order, and records the
+// decision; both in one Kafka transaction, so an event is redriven once or
+// not at all. It returns the actions recorded.
+func Redrive(ctx context.Context, brokers []string, group string, ids []string, d Decision, opts ...kgo.Opt) ([]Action, error) {
+	idx, err := Load(ctx, brokers, group, opts...)
+	if err != nil {
+		return nil, err
+	}
+	items, err := pendingItems(idx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("deadletter: redrive: %w", err)
+	}
+	cl, err := streams.Dial(ctx, brokers, append([]kgo.Opt{
+		kgo.TransactionalID("recq-dlq-redrive-" + group + "-" + strconv.FormatUint(rand.Uint64(), 36)),
+		kgo.TransactionTimeout(30 * time.Second),
+	}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	if err := cl.BeginTransaction(); err != nil {
+		return nil, fmt.Errorf("deadletter: redrive: %w", err)
+	}
+	acts, err := redrive(ctx, cl, group, items, d)
+	if end := cl.EndTransaction(ctx, kgo.TransactionEndTry(err == nil)); err == nil && end != nil {
+		err = end
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deadletter: redrive (nothing was redriven): %w", err)
+	}
+	return acts, nil
+}
+
+func redrive(ctx context.Context, cl *kgo.Client, group string, items []Item, d Decision) ([]Action, error) {
+	recs := make([]*kgo.Record, len(items))
+	for i := range items {
+		recs[i] = items[i].Entry.retryRecord(RetryTopic(group))
+	}
+	res := cl.ProduceSync(ctx, recs...)
+	if err := res.FirstErr(); err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	acts := make([]Action, len(items))
+	arecs := make([]*kgo.Record, len(items))
+	for i, it := range items {
+		acts[i] = Action{ID: it.Entry.ID, Action: ActionRedrive, Generation: it.Entry.Generation, Who: d.Who, Why: d.Why, At: now,
+			RetryPartition: res[i].Record.Partition, RetryOffset: res[i].Record.Offset}
+		arecs[i] = acts[i].record(ActionsTopic(group))
+	}
+	return acts, cl.ProduceSync(ctx, arecs...).FirstErr()
+}
+
+// Discard records that the pending dead events ids will not be handled.
+func Discard(ctx context.Context, brokers []string, group string, ids []string, d Decision, opts ...kgo.Opt) ([]Action, error) {
+	if d.Why == "" {
+		return nil, errors.New("deadletter: discard: give a reason")
+	}
+	idx, err := Load(ctx, brokers, group, opts...)
+	if err != nil {
+		return nil, err
+	}
+	items, err := pendingItems(idx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("deadletter: discard: %w", err)
+	}
+	cl, err := streams.Dial(ctx, brokers, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	now := time.Now().UTC()
+	acts := make([]Action, len(items))
+	recs := make([]*kgo.Record, len(items))
+	for i, it := range items {
+		acts[i] = Action{ID: it.Entry.ID, Action: ActionDiscard, Generation: it.Entry.Generation, Who: d.Who, Why: d.Why, At: now}
+		recs[i] = acts[i].record(ActionsTopic(group))
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return nil, fmt.Errorf("deadletter: discard: %w", err)
+	}
+	return acts, nil
+}

@@ -1,0 +1,190 @@
+package deadletter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/recq/recq/streams"
+)
+
+// ErrNoQueue is returned when a group has no dead event queue: it never ran
+// with dead letters on, or the name is wrong.
+var ErrNoQueue = errors.New("no dead event queue")
+
+// Hooks are called as events fail, die and come back; they are the place
+// for metrics. Each may be nil; they must not block.
+type Hooks struct {
+	// Retried: a handling failed and will be tried again.
+	Retried func(group, topic string, kind Kind)
+	// Dead: an entry was written to the dead event queue (parked ones too).
+	Dead func(e Entry)
+	// Redriven: a redriven event was handled.
+	Redriven func(group, id string)
+}
+
+// Queue is one consumer group's dead event queue as its consumer uses it:
+// it writes entries and follows the queue and the actions topic into an
+// Index, so the consumer knows which events are dead and which keys are
+// parked. Run follows; the other methods are safe for concurrent use.
+type Queue struct {
+	group string
+	cl    *kgo.Client
+	idx   *Index
+	log   *slog.Logger
+	hooks Hooks
+
+	mu      sync.Mutex
+	pos     map[string]map[int32]int64 // next offset read, per topic and partition
+	changed chan struct{}
+}
+
+// EnsureTopics creates the group's queue, retry and actions topics if they
+// are missing: the queue and the retry topic with partitions partitions
+// (records are keyed, so a key's events keep their order), the actions
+// topic with one (one order for every decision).
+func EnsureTopics(ctx context.Context, adm *streams.Admin, group string, partitions int32) error {
+	for _, spec := range []streams.TopicSpec{
+		{Name: Topic(group), Partitions: partitions},
+		{Name: RetryTopic(group), Partitions: partitions},
+		{Name: ActionsTopic(group), Partitions: 1},
+	} {
+		if err := adm.CreateTopic(ctx, spec); err != nil && !errors.Is(err, streams.ErrTopicExists) {
+			return fmt.Errorf("deadletter: %w", err)
+		}
+	}
+	return nil
+}
+
+// NewQueue returns group's queue over a client for brokers with opts. The
+// topics must exist (EnsureTopics). Call Run to follow them, and Close.
+func NewQueue(brokers []string, group string, log *slog.Logger, hooks Hooks, opts ...kgo.Opt) (*Queue, error) {
+	cl, err := streams.NewClient(brokers, append([]kgo.Opt{
+		kgo.ConsumeTopics(Topic(group), ActionsTopic(group)),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// With the markers, the position after the last record reaches the
+		// last stable offset, which Sync compares with.
+		kgo.KeepControlRecords(),
+	}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Queue{group: group, cl: cl, idx: newIndex(), log: log, hooks: hooks,
+		pos: map[string]map[int32]int64{}, changed: make(chan struct{})}, nil
+}
+
+// Close releases the client; Run must have returned.
+func (q *Queue) Close() { q.cl.Close() }
+
+// Index is what the queue knows so far (see Sync).
+func (q *Queue) Index() *Index { return q.idx }
+
+// Run follows the queue and the actions topic until ctx ends.
+func (q *Queue) Run(ctx context.Context) {
+	for {
+		fs := q.cl.PollFetches(ctx)
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			return
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			q.log.Warn("reading the dead event queue failed; franz-go retries", "topic", t, "partition", p, "err", err)
+		})
+		q.mu.Lock()
+		fs.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() {
+				if err := q.idx.apply(q.group, r); err != nil {
+					q.log.Warn("skipping a record of the dead event queue", "err", err)
+				}
+			}
+			ps := q.pos[r.Topic]
+			if ps == nil {
+				ps = map[int32]int64{}
+				q.pos[r.Topic] = ps
+			}
+			ps[r.Partition] = r.Offset + 1
+		})
+		close(q.changed)
+		q.changed = make(chan struct{})
+		q.mu.Unlock()
+	}
+}
+
+// Sync waits until Run has read everything committed to the queue and the
+// actions topic when Sync was called, so the Index holds every entry and
+// decision made before: a consumer syncs before it handles a partition it
+// was just given, whose previous owner may have written entries.
+func (q *Queue) Sync(ctx context.Context) error {
+	ends, err := kadm.NewClient(q.cl).ListCommittedOffsets(ctx, Topic(q.group), ActionsTopic(q.group))
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("deadletter: %s: end offsets: %w", q.group, err)
+	}
+	for {
+		q.mu.Lock()
+		behind := false
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Offset > 0 && q.pos[o.Topic][o.Partition] < o.Offset {
+				behind = true
+			}
+		})
+		changed := q.changed
+		q.mu.Unlock()
+		if !behind {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("deadletter: %s: reading the queue: %w", q.group, context.Cause(ctx))
+		case <-changed:
+		}
+	}
+}
+
+// Dead writes e to the queue (its QueuePartition and QueueOffset are set)
+// and adds it to the index once the broker has it.
+func (q *Queue) Dead(ctx context.Context, e *Entry) error {
+	e.Group = q.group
+	r, err := q.cl.ProduceSync(ctx, e.Record(Topic(q.group))).First()
+	if err != nil {
+		return fmt.Errorf("deadletter: writing %s to %s: %w", e.ID, Topic(q.group), err)
+	}
+	e.QueuePartition, e.QueueOffset = r.Partition, r.Offset
+	q.idx.addEntry(*e)
+	if q.hooks.Dead != nil {
+		q.hooks.Dead(*e)
+	}
+	return nil
+}
+
+// Done records that the redriven events ds were handled: their entries
+// become redriven, and their keys move on.
+func (q *Queue) Done(ctx context.Context, who string, ds ...Redriven) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	recs := make([]*kgo.Record, len(ds))
+	now := time.Now().UTC()
+	for i, d := range ds {
+		a := Action{ID: d.ID, Action: ActionDone, Generation: d.Generation, Who: who, At: now}
+		q.idx.addAction(a)
+		recs[i] = a.record(ActionsTopic(q.group))
+		if q.hooks.Redriven != nil {
+			q.hooks.Redriven(q.group, d.ID)
+		}
+	}
+	if err := q.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("deadletter: recording redriven events on %s: %w", ActionsTopic(q.group), err)
+	}
+	return nil
+}
