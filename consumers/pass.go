@@ -73,7 +73,7 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 			if h == nil {
 				return true // nobody here handles this type
 			}
-			if b := q.Index().Blocker(rec.Key); b != "" && r.parking {
+			if b := q.Index().Blocker(rec.Key, rec.Topic, rec.Partition, rec.Offset); b != "" && r.parking {
 				return p.dead(ctx, rec, h, d, deadletter.ReasonParked, nil, 0, b)
 			}
 		}

@@ -175,11 +175,18 @@ func (it *Item) copy() Item {
 	return c
 }
 
-// Blocker is the id of the first dead event of key that holds back a new
-// event of that key: one pending or being redriven. "" when none does, or
-// key is empty (no order to keep).
-func (x *Index) Blocker(key []byte) string {
-	return x.blocker(key, func(it *Item) bool { return it.Status == StatusPending || it.Status == StatusRedriving })
+// Blocker is the id of the first dead event of key that holds back the
+// event at topic/partition/offset: one pending or being redriven, and not
+// later in the same partition (a consumer that restarts reads again the
+// events before a dead one, which it must not park). "" when none does,
+// or key is empty (no order to keep).
+func (x *Index) Blocker(key []byte, topic string, partition int32, offset int64) string {
+	return x.blocker(key, func(it *Item) bool {
+		if it.Entry.Topic == topic && it.Entry.Partition == partition && it.Entry.Offset > offset {
+			return false
+		}
+		return it.Status == StatusPending || it.Status == StatusRedriving
+	})
 }
 
 // BlockerOfRedriven is Blocker for a redriven event id: only a pending

@@ -65,7 +65,7 @@ The broker comes from --brokers, else $RECQ_BROKERS, else ` + defaultBrokers + `
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 10*time.Second, "how long an admin request may take before recq gives up")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newDevCmd(), newTopicCmd(g), newProduceCmd(g), newConsumeCmd(g), newGroupsCmd(g),
-		newSchemaCmd(g), newRegistryCmd(g))
+		newSchemaCmd(g), newRegistryCmd(g), newDLQCmd(g))
 	return root
 }
 

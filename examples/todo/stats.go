@@ -10,6 +10,7 @@ import (
 	"github.com/recq/recq/aggregates"
 	"github.com/recq/recq/consumers"
 	"github.com/recq/recq/consumers/state"
+	"github.com/recq/recq/deadletter"
 )
 
 // StatsApp and StatsName name the stats projector: group todo.stats.v<N>.
@@ -25,7 +26,10 @@ func StatsKey(group, list string) string { return group + ":list:" + list }
 // StatsProjector counts, per list, its events, items added and completed,
 // the minutes estimated, and whether it was deleted, in Redis through the
 // batch's queue (state.Redis), so counts land with the positions: exactly
-// once. Bumping version rebuilds the stats under new keys.
+// once. Bumping version rebuilds the stats under new keys. An item with a
+// negative estimate is refused for good: that event is dead, and the
+// list's later events are parked behind it until it is redriven or
+// discarded.
 func StatsProjector(version int) *consumers.Consumer {
 	p := consumers.NewProjector(StatsApp, StatsName, version, aggregates.EventsTopic(Name))
 	count := func(ctx context.Context, md consumers.Metadata, field string, n int64) {
@@ -41,6 +45,12 @@ func StatsProjector(version int) *consumers.Consumer {
 		return nil
 	})
 	consumers.On(p, func(ctx context.Context, e ItemAdded, md consumers.Metadata) error {
+		if e.Minutes < 0 {
+			// The event is wrong, not the projector: no retry will help.
+			// It goes to the dead event queue (recq dlq list todo.stats.v1),
+			// and the list's later events wait behind it.
+			return deadletter.Permanent(fmt.Errorf("item %q of list %s: estimate of %d minutes; want 0 or more", e.Title, md.AggregateID(), e.Minutes))
+		}
 		count(ctx, md, "added", 1)
 		state.Redis(ctx).HIncrBy(ctx, StatsKey(md.Group, md.AggregateID()), "minutes", int64(e.Minutes))
 		return nil

@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -40,7 +41,16 @@ type Proc struct {
 // it is still running.
 func Start(t testing.TB, ready, bin string, args ...string) *Proc {
 	t.Helper()
+	return StartEnv(t, nil, ready, bin, args...)
+}
+
+// StartEnv is Start with env (KEY=value) added to the test's environment.
+func StartEnv(t testing.TB, env []string, ready, bin string, args ...string) *Proc {
+	t.Helper()
 	p := &Proc{t: t, cmd: exec.Command(bin, args...), done: make(chan struct{})}
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	pr, pw := io.Pipe()
 	p.cmd.Stdout, p.cmd.Stderr = pw, pw
 	if err := p.cmd.Start(); err != nil {
@@ -97,6 +107,19 @@ func (p *Proc) Output() string {
 func (p *Proc) Kill9() {
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
+}
+
+// Wait waits up to timeout for the process to exit by itself and returns
+// its exit error.
+func (p *Proc) Wait(timeout time.Duration) error {
+	p.t.Helper()
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		p.t.Fatalf("testenv: process still running after %v:\n%s", timeout, p.Output())
+		return nil
+	}
 }
 
 // Stop sends sig and waits up to timeout for the process to exit, returning

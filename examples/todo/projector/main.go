@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 
 	"github.com/recq/recq/consumers"
 	"github.com/recq/recq/consumers/state"
+	"github.com/recq/recq/deadletter"
 	"github.com/recq/recq/examples/todo"
 	"github.com/recq/recq/schema"
 )
@@ -56,6 +59,23 @@ func main() {
 	}
 }
 
+// crashHooks is fault injection for crash tests: with
+// RECQ_CRASH_AFTER_DEAD=N the process kills itself (SIGKILL) right after
+// writing its N-th dead event, before the batch holding it commits.
+func crashHooks() deadletter.Hooks {
+	n, _ := strconv.Atoi(os.Getenv("RECQ_CRASH_AFTER_DEAD"))
+	if n <= 0 {
+		return deadletter.Hooks{}
+	}
+	var dead atomic.Int32
+	return deadletter.Hooks{Dead: func(e deadletter.Entry) {
+		if dead.Add(1) == int32(n) {
+			fmt.Println("todo projector: killing itself after writing dead event", e.ID)
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+	}}
+}
+
 func run(ctx context.Context, c config) error {
 	src, err := sr.NewClient(sr.URLs(c.registry))
 	if err != nil {
@@ -73,7 +93,8 @@ func run(ctx context.Context, c config) error {
 	}
 	r, err := consumers.NewRunner(todo.StatsProjector(c.version), serde, c.brokers,
 		consumers.WithStore(store), consumers.WithInstanceID(c.instance),
-		consumers.WithSessionTimeout(c.session), consumers.WithMaxPollRecords(c.maxPoll))
+		consumers.WithSessionTimeout(c.session), consumers.WithMaxPollRecords(c.maxPoll),
+		consumers.WithHooks(crashHooks()))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,401 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/recq/recq/deadletter"
+	"github.com/recq/recq/schema"
+)
+
+func newDLQCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "Inspect, redrive and discard a consumer group's dead events",
+		Long: `Every recq consumer group has a dead event queue, the topic <group>.dlq:
+events its handlers could not handle (a permanent error after the retry
+policy's attempts, a panic, a payload that does not decode, a record
+without a recq type), and events parked behind a dead event of their key so
+that a read model never applies a key's events out of order.
+
+Each dead event keeps the original record (key, value, headers) and says why
+it is there in recq-dlq-* headers. Its id is where the original sits:
+TOPIC/PARTITION/OFFSET. Decisions about it (redrive, discard) go to
+<group>.dlq.actions with who took them, why and when.
+
+  pending    dead, waiting for a decision (list shows these by default)
+  redriving  republished to <group>.retry; the group has not handled it yet
+  redriven   handled after a redrive
+  discarded  dropped on purpose
+
+A redriven event that fails again comes back as pending, one generation
+on, its attempts counted on.`,
+		Example: `  recq dlq list todo.stats.v1
+  recq dlq show todo.stats.v1 todo.events/3/1207
+  recq dlq redrive todo.stats.v1 --key list-42
+  recq dlq discard todo.stats.v1 todo.events/0/17 --reason "test data"`,
+	}
+	cmd.AddCommand(newDLQListCmd(g), newDLQShowCmd(g), newDLQRedriveCmd(g), newDLQDiscardCmd(g))
+	return cmd
+}
+
+// loadDLQ reads group's queue with the CLI's error messages.
+func (g *globals) loadDLQ(ctx context.Context, group string) (*deadletter.Index, error) {
+	cl, err := g.connect(ctx) // reports an unreachable broker the CLI's way
+	if err != nil {
+		return nil, err
+	}
+	cl.Close()
+	idx, err := deadletter.Load(ctx, g.brokerList(), group)
+	if errors.Is(err, deadletter.ErrNoQueue) {
+		return nil, fmt.Errorf("consumer group %q has no dead event queue (%s): is the name right? (see: recq groups list)", group, deadletter.Topic(group))
+	}
+	return idx, err
+}
+
+// dlqItem is a dead event as the CLI prints it.
+type dlqItem struct {
+	ID           string              `json:"id"`
+	Status       deadletter.Status   `json:"status"`
+	Reason       deadletter.Reason   `json:"reason"`
+	Kind         string              `json:"kind,omitempty"`
+	Error        string              `json:"error,omitempty"`
+	Attempts     int                 `json:"attempts"`
+	Generation   int                 `json:"generation"`
+	Key          string              `json:"key"`
+	Handler      string              `json:"handler,omitempty"`
+	ParkedBehind string              `json:"parked_behind,omitempty"`
+	FirstFailure time.Time           `json:"first_failure"`
+	LastFailure  time.Time           `json:"last_failure"`
+	Stack        string              `json:"stack,omitempty"`
+	Record       *recordJSON         `json:"record,omitempty"`
+	Actions      []deadletter.Action `json:"actions,omitempty"`
+}
+
+func viewItem(it deadletter.Item) dlqItem {
+	e := it.Entry
+	v := dlqItem{ID: e.ID, Status: it.Status, Reason: e.Reason, Error: e.Error, Attempts: e.Attempts,
+		Generation: e.Generation, Key: string(e.Key), Handler: e.Handler, ParkedBehind: e.ParkedBehind,
+		FirstFailure: e.FirstFailure, LastFailure: e.LastFailure, Actions: it.Actions}
+	if e.Kind != 0 {
+		v.Kind = e.Kind.String()
+	}
+	return v
+}
+
+func newDLQListCmd(g *globals) *cobra.Command {
+	out := outputFlag("table")
+	var key, status string
+	cmd := &cobra.Command{
+		Use:   "list GROUP [--key K] [--status pending|redriving|redriven|discarded|all]",
+		Short: "List a group's dead events (pending ones by default)",
+		Long: `List the dead events of a consumer group in queue order (a key's events in
+the order they happened). By default only pending ones: those waiting for a
+decision. -o json prints one JSON object per line.`,
+		Example: `  recq dlq list todo.stats.v1
+  recq dlq list todo.stats.v1 --key list-42 --status all -o json`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			f := deadletter.Filter{Key: key}
+			if status != "all" {
+				st, err := deadletter.ParseStatus(status)
+				if err != nil {
+					return usagef("dlq list: --status: %v", err)
+				}
+				f.Status = st
+			}
+			idx, err := g.loadDLQ(cmd.Context(), a[0])
+			if err != nil {
+				return err
+			}
+			items := idx.List(f)
+			w := cmd.OutOrStdout()
+			if out == "json" {
+				enc := json.NewEncoder(w)
+				for _, it := range items {
+					v := viewItem(it)
+					v.Actions = nil
+					if err := enc.Encode(v); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
+			return render(w, out, nil, func(w io.Writer) {
+				fmt.Fprintln(w, "ID\tSTATUS\tREASON\tATTEMPTS\tKEY\tLAST FAILURE\tERROR")
+				for _, it := range items {
+					v := viewItem(it)
+					msg := v.Error
+					if v.Reason == deadletter.ReasonParked {
+						msg = "behind " + v.ParkedBehind
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", v.ID, v.Status, v.Reason, v.Attempts, v.Key,
+						v.LastFailure.Format(time.RFC3339), firstLine(msg, 80))
+				}
+				fmt.Fprintf(w, "%d dead events\n", len(items))
+			})
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "only the events of this key")
+	cmd.Flags().StringVar(&status, "status", "pending", "pending, redriving, redriven, discarded, or all")
+	cmd.Flags().VarP(&out, "output", "o", "output format: table or json (one object per line)")
+	return cmd
+}
+
+// firstLine shortens s to its first line and at most n runes.
+func firstLine(s string, n int) string {
+	s, _, cut := strings.Cut(s, "\n")
+	if r := []rune(s); len(r) > n {
+		s, cut = string(r[:n]), true
+	}
+	if cut {
+		s += "…"
+	}
+	return s
+}
+
+func newDLQShowCmd(g *globals) *cobra.Command {
+	out := outputFlag("table")
+	cmd := &cobra.Command{
+		Use:   "show GROUP ID",
+		Short: "Show one dead event: its payload (decoded through the registry), error, stack and history",
+		Args:  args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if _, _, _, err := deadletter.ParseID(a[1]); err != nil {
+				return usagef("dlq show: %v", err)
+			}
+			ctx := cmd.Context()
+			idx, err := g.loadDLQ(ctx, a[0])
+			if err != nil {
+				return err
+			}
+			it, ok := idx.Get(a[1])
+			if !ok {
+				return fmt.Errorf("consumer group %q has no dead event %s (see: recq dlq list %s --status all)", a[0], a[1], a[0])
+			}
+			v := viewItem(it)
+			v.Stack = it.Entry.Stack
+			var decode func(context.Context, []byte) ([]byte, error)
+			if rc, err := g.registryClient(ctx); err == nil {
+				if serde, err := schema.NewSerde(rc); err == nil {
+					decode = func(ctx context.Context, b []byte) ([]byte, error) { return serde.DecodeJSON(ctx, b, false) }
+				}
+			}
+			e := it.Entry
+			rec := jsonRecord(ctx, &kgo.Record{Topic: e.Topic, Partition: e.Partition, Offset: e.Offset,
+				Timestamp: e.FirstFailure, Key: e.Key, Value: e.Value, Headers: e.Headers}, decode)
+			rec.Timestamp = ""
+			v.Record = &rec
+			return render(cmd.OutOrStdout(), out, v, func(w io.Writer) {
+				fmt.Fprintf(w, "id\t%s\nstatus\t%s\nreason\t%s\n", v.ID, v.Status, v.Reason)
+				if v.Kind != "" {
+					fmt.Fprintf(w, "kind\t%s\n", v.Kind)
+				}
+				fmt.Fprintf(w, "attempts\t%d (generation %d)\nkey\t%s\nhandler\t%s\nfirst failure\t%s\nlast failure\t%s\n",
+					v.Attempts, v.Generation, v.Key, v.Handler, v.FirstFailure.Format(time.RFC3339Nano), v.LastFailure.Format(time.RFC3339Nano))
+				if v.ParkedBehind != "" {
+					fmt.Fprintf(w, "parked behind\t%s\n", v.ParkedBehind)
+				}
+				fmt.Fprintf(w, "error\t%s\n", v.Error)
+				for k, h := range rec.Headers {
+					fmt.Fprintf(w, "header %s\t%s\n", k, h)
+				}
+				fmt.Fprintf(w, "value\t%s\n", rec.Value)
+				if rec.ValueError != "" {
+					fmt.Fprintf(w, "value not decoded\t%s\n", rec.ValueError)
+				}
+				for _, act := range v.Actions {
+					fmt.Fprintf(w, "action\t%s %s by %s: %s (generation %d)\n", act.At.Format(time.RFC3339), act.Action, act.Who, act.Why, act.Generation)
+				}
+				if v.Stack != "" {
+					fmt.Fprintf(w, "stack\t\n%s\n", v.Stack)
+				}
+			})
+		},
+	}
+	cmd.Flags().VarP(&out, "output", "o", "output format: table or json")
+	return cmd
+}
+
+// selection is how redrive and discard name their events.
+type selection struct {
+	key string
+	all bool
+}
+
+func (s *selection) flags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&s.key, "key", "", "every pending event of this key, in order")
+	cmd.Flags().BoolVar(&s.all, "all", false, "every pending event")
+}
+
+// ids resolves the selection to pending event ids, in queue order.
+func (s *selection) ids(name string, idx *deadletter.Index, args []string) ([]string, error) {
+	n := 0
+	for _, set := range []bool{len(args) > 0, s.key != "", s.all} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, usagef("dlq %s: name the events: IDs, --key K or --all (one of them)", name)
+	}
+	if len(args) > 0 {
+		for _, id := range args {
+			if _, _, _, err := deadletter.ParseID(id); err != nil {
+				return nil, usagef("dlq %s: %v", name, err)
+			}
+		}
+		return args, nil
+	}
+	var ids []string
+	for _, it := range idx.List(deadletter.Filter{Key: s.key, Status: deadletter.StatusPending}) {
+		ids = append(ids, it.Entry.ID)
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("no pending dead events to %s", name)
+	}
+	return ids, nil
+}
+
+func defaultWho() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return name + "@" + host
+}
+
+func printActions(w io.Writer, out outputFlag, acts []deadletter.Action, done string) error {
+	return render(w, out, acts, func(w io.Writer) {
+		fmt.Fprintln(w, "ID\tACTION\tGENERATION\tRETRY")
+		for _, a := range acts {
+			retry := "-"
+			if a.Action == deadletter.ActionRedrive {
+				retry = fmt.Sprintf("%d@%d", a.RetryPartition, a.RetryOffset)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", a.ID, a.Action, a.Generation, retry)
+		}
+		fmt.Fprintf(w, "%d events %s\n", len(acts), done)
+	})
+}
+
+func newDLQRedriveCmd(g *globals) *cobra.Command {
+	out := outputFlag("table")
+	var sel selection
+	var who, why string
+	cmd := &cobra.Command{
+		Use:   "redrive GROUP (ID...|--key K|--all) [--reason R]",
+		Short: "Send pending dead events back to their group, in order",
+		Long: `Republish pending dead events to <group>.retry, which only that group
+consumes, in queue order (a key's events in the order they happened), and
+record the decision, in one Kafka transaction. The group handles them like
+new events: success makes them redriven; a new failure brings them back as
+pending with their attempts counted on. Events parked behind a dead event of
+their key stay parked until that one is handled: redrive a key's events
+together with --key.`,
+		Example: `  recq dlq redrive todo.stats.v1 --key list-42 --reason "fixed in v1.4.2"
+  recq dlq redrive todo.stats.v1 todo.events/3/1207 todo.events/3/1210
+  recq dlq redrive todo.stats.v1 --all`,
+		Args: args(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			ctx := cmd.Context()
+			idx, err := g.loadDLQ(ctx, a[0])
+			if err != nil {
+				return err
+			}
+			ids, err := sel.ids("redrive", idx, a[1:])
+			if err != nil {
+				return err
+			}
+			acts, err := deadletter.Redrive(ctx, g.brokerList(), a[0], ids, deadletter.Decision{Who: who, Why: why})
+			if err != nil {
+				return err
+			}
+			if err := printActions(cmd.OutOrStdout(), out, acts, "redriven to "+deadletter.RetryTopic(a[0])); err != nil {
+				return err
+			}
+			warnParked(cmd.ErrOrStderr(), idx, acts)
+			return nil
+		},
+	}
+	sel.flags(cmd)
+	cmd.Flags().StringVar(&who, "who", defaultWho(), "who takes the decision (recorded)")
+	cmd.Flags().StringVar(&why, "reason", "", "why (recorded)")
+	cmd.Flags().VarP(&out, "output", "o", "output format: table or json")
+	return cmd
+}
+
+// warnParked says which keys still have pending events that were not
+// redriven: they stay parked behind the redriven ones if those fail.
+func warnParked(w io.Writer, idx *deadletter.Index, acts []deadletter.Action) {
+	redriven := map[string]bool{}
+	keys := map[string]bool{}
+	for _, a := range acts {
+		redriven[a.ID] = true
+		if it, ok := idx.Get(a.ID); ok && len(it.Entry.Key) > 0 {
+			keys[string(it.Entry.Key)] = true
+		}
+	}
+	for k := range keys {
+		left := 0
+		for _, it := range idx.List(deadletter.Filter{Key: k, Status: deadletter.StatusPending}) {
+			if !redriven[it.Entry.ID] {
+				left++
+			}
+		}
+		if left > 0 {
+			fmt.Fprintf(w, "note: key %s has %d more pending events, parked behind these; redrive them with --key %s\n", k, left, k)
+		}
+	}
+}
+
+func newDLQDiscardCmd(g *globals) *cobra.Command {
+	out := outputFlag("table")
+	var sel selection
+	var who, why string
+	cmd := &cobra.Command{
+		Use:   "discard GROUP (ID...|--key K|--all) --reason R",
+		Short: "Drop pending dead events for good, saying why",
+		Long: `Record that pending dead events will not be handled. They stay in the queue
+for the record, as discarded. Discarding a key's dead event lets the key's
+new events through; events already parked behind it stay pending.`,
+		Example: `  recq dlq discard todo.stats.v1 todo.events/0/17 --reason "test data"
+  recq dlq discard todo.stats.v1 --key list-42 --reason "list deleted upstream"`,
+		Args: args(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if why == "" {
+				return usagef("dlq discard: --reason is required: it is recorded with the decision")
+			}
+			ctx := cmd.Context()
+			idx, err := g.loadDLQ(ctx, a[0])
+			if err != nil {
+				return err
+			}
+			ids, err := sel.ids("discard", idx, a[1:])
+			if err != nil {
+				return err
+			}
+			acts, err := deadletter.Discard(ctx, g.brokerList(), a[0], ids, deadletter.Decision{Who: who, Why: why})
+			if err != nil {
+				return err
+			}
+			return printActions(cmd.OutOrStdout(), out, acts, "discarded")
+		},
+	}
+	sel.flags(cmd)
+	cmd.Flags().StringVar(&who, "who", defaultWho(), "who takes the decision (recorded)")
+	cmd.Flags().StringVar(&why, "reason", "", "why (required; recorded)")
+	cmd.Flags().VarP(&out, "output", "o", "output format: table or json")
+	return cmd
+}
