@@ -2,6 +2,7 @@ package consumers_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/recq/recq/consumers"
 	"github.com/recq/recq/consumers/state"
+	"github.com/recq/recq/deadletter"
 	"github.com/recq/recq/internal/testenv"
 	"github.com/recq/recq/streams"
 )
@@ -113,15 +115,41 @@ func BenchmarkConsume(b *testing.B) {
 		b.ReportMetric(float64(benchEvents*b.N)/b.Elapsed().Seconds(), "events/s")
 	}
 
-	b.Run("projector-kafka-offsets", func(b *testing.B) {
-		run(b, func() (*consumers.Consumer, func() int64) {
+	// counting is a projector on Kafka offsets that counts what it applies;
+	// fail, if set, makes a handler fail permanently.
+	counting := func(fail func(amount int64) bool) func() (*consumers.Consumer, func() int64) {
+		return func() (*consumers.Consumer, func() int64) {
 			var n atomic.Int64
 			p := consumers.NewProjector("bank", newGroup(), 1, topic)
-			count := func(ctx context.Context) { state.OnCommit(ctx, func() { n.Add(1) }) }
-			consumers.On(p, func(ctx context.Context, _ Deposited, _ consumers.Metadata) error { count(ctx); return nil })
-			consumers.On(p, func(ctx context.Context, _ Withdrawn, _ consumers.Metadata) error { count(ctx); return nil })
+			count := func(ctx context.Context, amount int64) error {
+				if fail != nil && fail(amount) {
+					n.Add(1) // dead counts as done
+					return errors.New("refused")
+				}
+				state.OnCommit(ctx, func() { n.Add(1) })
+				return nil
+			}
+			consumers.On(p, func(ctx context.Context, e Deposited, _ consumers.Metadata) error { return count(ctx, e.Amount) })
+			consumers.On(p, func(ctx context.Context, e Withdrawn, _ consumers.Metadata) error { return count(ctx, -e.Amount) })
 			return p, n.Load
-		}, consumers.WithKafkaOffsets())
+		}
+	}
+
+	b.Run("projector-kafka-offsets", func(b *testing.B) {
+		run(b, counting(nil), consumers.WithKafkaOffsets())
+	})
+
+	// The same without a dead event queue: what checking each event
+	// against the queue's index costs.
+	b.Run("projector-kafka-offsets-no-dlq", func(b *testing.B) {
+		run(b, counting(nil), consumers.WithKafkaOffsets(), consumers.WithoutDeadLetters())
+	})
+
+	// About 1% of the events (amount 1) fail at once and are written to
+	// the dead event queue, one acknowledged produce each.
+	b.Run("projector-kafka-offsets-1pct-dead", func(b *testing.B) {
+		run(b, counting(func(amount int64) bool { return amount == 1 }), consumers.WithKafkaOffsets(),
+			consumers.WithParking(false), consumers.WithRetryPolicy(deadletter.Policy{Attempts: 1}))
 	})
 
 	b.Run("projector-redis-exactly-once", func(b *testing.B) {

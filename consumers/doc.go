@@ -68,14 +68,43 @@
 //
 // # Failures
 //
-// A handler error (or panic, recovered with its stack) does not skip the
-// event: the runner retries it with exponential backoff and jitter
-// (WithRetryBackoff) while the partition waits, and so does a failed store
-// commit, for example while Redis is down. Nothing is committed past an
-// event that has not been applied. Status reports what is being retried.
+// A failing handler is retried under its policy (consumers.Retry for one
+// handler, WithRetryPolicy for the runner; deadletter.Policy), with
+// exponential backoff and jitter, while its partition waits. What happens
+// next depends on the error's kind (deadletter.Classify; mark your own
+// with deadletter.Transient and deadletter.Permanent):
+//
+//   - transient (a dependency is down: network errors, deadlines): retried
+//     without limit by default, so an outage dead-letters nothing and
+//     skips nothing;
+//   - permanent (the event is bad: a handler's error, a panic recovered
+//     with its stack, a payload that does not decode, a record without a
+//     recq-type header): after the policy's attempts (3; undecodable at
+//     once) the event goes to the group's dead event queue, <group>.dlq,
+//     and the partition moves on.
+//
+// With parking (on for projectors, WithParking), a key's later events wait
+// in the queue behind its dead one, so a read model never applies a key's
+// events out of order. `recq dlq redrive` sends dead events back through
+// <group>.retry, which the runner consumes with its topics: a redriven
+// event that succeeds is done and releases its key; one that fails again
+// returns to the queue with its attempts counted on. The queue is written
+// before the batch commits and read back on every assignment, so a crash
+// between the two leaves each dead event there once. See package
+// deadletter. WithoutDeadLetters turns the queue off: a permanent failure
+// is then retried until it succeeds.
+//
+// A failed store commit (Redis down) is retried the same way without
+// limit (WithRetryBackoff); nothing is committed past an event that has not
+// been applied or dead-lettered. Status reports what is being retried.
 // One failure is not retried: a Redis batch whose script failed half-way
 // (state.ErrPartiallyApplied, e.g. a handler writing a key of the wrong
 // type) would apply its first commands twice, so Run returns that error.
+//
+// A member whose commit is fenced (another member claimed the partition:
+// it was paused past its session timeout) claims the partition again
+// before its next poll and reads on from the stored position; batches
+// fetched before that are dropped, as they could start past it.
 //
 // # Rebalances and shutdown
 //

@@ -63,7 +63,7 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 				return p.dead(ctx, rec, h, d, deadletter.ReasonParked, nil, 0, b)
 			}
 		} else {
-			if _, dead := q.Index().Get(deadletter.ID(rec.Topic, rec.Partition, rec.Offset)); dead {
+			if q.Index().Has(rec.Topic, rec.Partition, rec.Offset) {
 				return true // died before a crash or a rebalance: the queue decides its fate
 			}
 			if _, ok := streams.Header(rec, streams.HeaderType); !ok {

@@ -170,4 +170,12 @@ func TestIndexStatusAndBlockers(t *testing.T) {
 	if got := x.List(Filter{}); len(got) != 2 || got[0].Entry.ID != head {
 		t.Fatalf("list in queue order: %v", got)
 	}
+	// The queue and the actions are read concurrently: an action may come
+	// before its entry.
+	late := ID("t", 0, 20)
+	x.addAction(Action{ID: late, Action: ActionDiscard, Generation: 1})
+	x.addEntry(entry(20, 1, ReasonHandler, 4))
+	if status(late) != StatusDiscarded {
+		t.Fatalf("an action read before its entry was lost: %s", status(late))
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -78,13 +79,27 @@ type Item struct {
 // Index holds every dead event of one consumer group, built from the dead
 // event queue and the actions topic. It is safe for concurrent use.
 type Index struct {
-	mu    sync.Mutex
-	items map[string]*Item
-	byKey map[string][]*Item // items of each non-empty key, in queue order
+	mu       sync.Mutex
+	items    map[string]*Item
+	byOrigin map[origin]*Item
+	byKey    map[string][]*Item // items of each non-empty key, in queue order
+	// early holds actions on ids whose entry has not been read yet: the
+	// two topics are read concurrently, so an action can come first.
+	early map[string][]Action
+	// n is len(items): a consumer asks about every event, and most queues
+	// are empty, so the answer for an empty one takes no lock.
+	n atomic.Int64
+}
+
+// origin is where an event's original record sits: its id, unformatted.
+type origin struct {
+	topic     string
+	partition int32
+	offset    int64
 }
 
 func newIndex() *Index {
-	return &Index{items: map[string]*Item{}, byKey: map[string][]*Item{}}
+	return &Index{items: map[string]*Item{}, byOrigin: map[origin]*Item{}, byKey: map[string][]*Item{}, early: map[string][]Action{}}
 }
 
 // apply reads one record of the queue or the actions topic. Records that
@@ -114,6 +129,10 @@ func (x *Index) addEntry(e Entry) {
 	if it == nil {
 		it = &Item{seq: e.QueueOffset}
 		x.items[e.ID] = it
+		x.byOrigin[origin{e.Topic, e.Partition, e.Offset}] = it
+		x.n.Add(1)
+		it.Actions = x.early[e.ID]
+		delete(x.early, e.ID)
 		if len(e.Key) > 0 {
 			k := string(e.Key)
 			x.byKey[k] = append(x.byKey[k], it)
@@ -130,8 +149,9 @@ func (x *Index) addAction(a Action) {
 	defer x.mu.Unlock()
 	it := x.items[a.ID]
 	if it == nil {
-		// Actions are written after their entry; an action on an unknown
-		// id names an entry that the queue's retention removed.
+		// Read before its entry (or its entry is gone with the queue's
+		// retention, and this stays here).
+		x.early[a.ID] = append(x.early[a.ID], a)
 		return
 	}
 	it.Actions = append(it.Actions, a)
@@ -156,6 +176,19 @@ func (it *Item) status() {
 		}
 		return
 	}
+}
+
+// Has reports whether the event at topic/partition/offset is in the queue
+// (in any status): Get(ID(topic, partition, offset)) without formatting
+// the id, for a consumer that asks about every event.
+func (x *Index) Has(topic string, partition int32, offset int64) bool {
+	if x.n.Load() == 0 {
+		return false
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	_, ok := x.byOrigin[origin{topic, partition, offset}]
+	return ok
 }
 
 // Get returns a copy of the item with id.
@@ -203,7 +236,7 @@ func (x *Index) BlockerOfRedriven(key []byte, id string) string {
 }
 
 func (x *Index) blocker(key []byte, blocks func(*Item) bool) string {
-	if len(key) == 0 {
+	if len(key) == 0 || x.n.Load() == 0 {
 		return ""
 	}
 	x.mu.Lock()

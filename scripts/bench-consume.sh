@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bin=$(mktemp -d)/consumers.test
 go test -c -o "$bin" ./consumers/
 for _ in 1 2 3 4 5 6; do
-	for b in 'raw-franz-go$' 'projector-kafka-offsets$' 'raw-franz-go-decode$' 'projector-redis-exactly-once$'; do
+	for b in 'raw-franz-go$' 'projector-kafka-offsets$' 'raw-franz-go-decode$' 'projector-redis-exactly-once$' 'projector-kafka-offsets-no-dlq$' 'projector-kafka-offsets-1pct-dead$'; do
 		"$bin" -test.run '^$' -test.bench "Consume/$b" -test.benchtime 3x | awk '/^BenchmarkConsume/ {print $1, $5}'
 	done
 done | sort -k1,1 -k2,2n | awk '
