@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/recq/recq/aggregates/snapshot"
+	"github.com/recq/recq/deadletter"
 	"github.com/recq/recq/streams"
 )
 
@@ -236,6 +237,24 @@ func (r *Runner[S]) drop(_ context.Context, _ *kgo.Client, lost map[string][]int
 	r.cache.dropPartitions(lost[CommandsTopic(r.agg.name)])
 }
 
+// ensureQueue creates the runner's dead event queue, <aggregate>.runner.dlq,
+// as wide as the commands topic. It has no retry topic: the sender of a
+// command that cannot be read is answered "undecodable" and sends a fixed
+// one; the queue keeps the original for inspection and discard.
+func (r *Runner[S]) ensureQueue(ctx context.Context) error {
+	cl, err := streams.Dial(ctx, r.brokers)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := streams.NewAdmin(cl)
+	partitions := int32(1)
+	if ends, err := adm.EndOffsets(ctx, CommandsTopic(r.agg.name)); err == nil {
+		partitions = max(partitions, int32(len(ends[CommandsTopic(r.agg.name)])))
+	}
+	return deadletter.EnsureTopics(ctx, adm, r.group, partitions, false)
+}
+
 // Run handles commands until ctx ends, then leaves the group.
 func (r *Runner[S]) Run(ctx context.Context) error {
 	defer r.history.Close()
@@ -257,6 +276,9 @@ func (r *Runner[S]) Run(ctx context.Context) error {
 	}
 	if r.cfg.session > 0 {
 		opts = append(opts, kgo.SessionTimeout(r.cfg.session))
+	}
+	if err := r.ensureQueue(ctx); err != nil {
+		return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, err)
 	}
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
@@ -364,9 +386,14 @@ func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) ([]*kgo.
 		streams.Stamp(ctx, out)
 		return []*kgo.Record{out}
 	}
+	// A command that cannot be read is answered, and kept in the runner's
+	// dead event queue, in the same transaction as the answer.
+	undecodable := func(err error) []*kgo.Record {
+		return append(reply(Reply{Code: "undecodable", Error: err.Error()}), r.dead(rec, env.Type, err))
+	}
 	cmd, err := r.commands.decode(ctx, r.codec, rec, env.Type)
 	if err != nil {
-		return reply(Reply{Code: "undecodable", Error: err.Error()}), nil
+		return undecodable(err), nil
 	}
 	e, err := r.load(ctx, k)
 	if err != nil {
@@ -378,7 +405,7 @@ func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) ([]*kgo.
 	expected := AnyVersion
 	if v, ok := streams.Header(rec, HeaderExpectedVersion); ok {
 		if expected, err = strconv.ParseInt(v, 10, 64); err != nil {
-			return reply(Reply{Code: "undecodable", Error: fmt.Sprintf("header %s=%q is not a version", HeaderExpectedVersion, v)}), nil
+			return undecodable(fmt.Errorf("header %s=%q is not a version", HeaderExpectedVersion, v)), nil
 		}
 	}
 	events, err := r.agg.Decide(ctx, &e.in, cmd, expected)
@@ -414,6 +441,19 @@ func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) ([]*kgo.
 		version = 0
 	}
 	return append(out, reply(Reply{Version: version, Events: len(events)})...), nil
+}
+
+// dead is the dead event queue's record of a command that cannot be read.
+func (r *Runner[S]) dead(rec *kgo.Record, typ string, err error) *kgo.Record {
+	now := time.Now().UTC()
+	e := deadletter.Entry{
+		ID: deadletter.ID(rec.Topic, rec.Partition, rec.Offset), Group: r.group, Handler: typ,
+		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+		Reason: deadletter.ReasonUndecodable, Kind: deadletter.KindPermanent, Error: err.Error(),
+		Attempts: 1, Generation: 1, FirstFailure: now, LastFailure: now,
+		Key: rec.Key, Value: rec.Value, Headers: rec.Headers,
+	}
+	return e.Record(deadletter.Topic(r.group))
 }
 
 // load returns the aggregate from the cache, or rebuilds it from its events

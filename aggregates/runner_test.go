@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/recq/recq/aggregates"
+	"github.com/recq/recq/deadletter"
 	"github.com/recq/recq/internal/testenv"
 	"github.com/recq/recq/schema"
 	"github.com/recq/recq/streams"
@@ -235,5 +239,58 @@ func TestRunnerSmallCacheReloads(t *testing.T) {
 				t.Fatalf("%s round %d: %+v %v", id, round, res, err)
 			}
 		}
+	}
+}
+
+// A command that cannot be read (not Avro; a malformed expected version) is
+// answered and kept in the runner's dead event queue, once, in the
+// transaction of its answer; the commands after it are handled.
+func TestRunnerUndecodableCommandsAreDead(t *testing.T) {
+	addr, serde := platform(t)
+	iv := runTodo(t, addr, serde)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := iv.Send(ctx, "todo", "list-1", CreateList{Name: "groceries"}); err != nil {
+		t.Fatal(err)
+	}
+	addType, err := serde.TypeName(AddItem{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage := &kgo.Record{Topic: aggregates.CommandsTopic("todo"), Key: []byte("list-1"), Value: []byte("not avro")}
+	streams.Envelope{Type: addType}.Write(garbage)
+	val, _, err := serde.Encode(ctx, aggregates.CommandsTopic("todo"), AddItem{Title: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	badVersion := &kgo.Record{Topic: aggregates.CommandsTopic("todo"), Key: []byte("list-1"), Value: val,
+		Headers: []kgo.RecordHeader{{Key: aggregates.HeaderExpectedVersion, Value: []byte("seven")}}}
+	streams.Envelope{Type: addType}.Write(badVersion)
+	if err := testenv.Client(t, addr).ProduceSync(ctx, garbage, badVersion).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := iv.Send(ctx, "todo", "list-1", AddItem{Title: "milk"})
+	if err != nil || res.Version != 2 {
+		t.Fatalf("the command after the bad ones: %+v %v", res, err)
+	}
+	idx, err := deadletter.Load(ctx, []string{addr}, "todo.runner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := idx.List(deadletter.Filter{})
+	if len(items) != 2 {
+		t.Fatalf("%d dead commands, want 2: %+v", len(items), items)
+	}
+	for i, want := range []string{"not Confluent-framed", `header recq-expected-version="seven" is not a version`} {
+		e := items[i].Entry
+		if e.Reason != deadletter.ReasonUndecodable || !strings.Contains(e.Error, want) || e.Handler != addType || e.Attempts != 1 {
+			t.Errorf("dead command %d: %+v, want undecodable saying %q", i, e, want)
+		}
+	}
+	if n := len(testenv.ReadTopic(t, addr, deadletter.Topic("todo.runner"))); n != 2 {
+		t.Fatalf("%d records in the queue, want 2", n)
+	}
+	if _, err := deadletter.Redrive(ctx, []string{addr}, "todo.runner", []string{items[0].Entry.ID}, deadletter.Decision{Who: "test"}); !errors.Is(err, deadletter.ErrNoRedrive) {
+		t.Fatalf("redrive of a dead command: %v, want ErrNoRedrive", err)
 	}
 }

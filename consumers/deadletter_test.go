@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -279,5 +281,46 @@ func TestParkedEventsAreRedrivenInOrder(t *testing.T) {
 	equal(t, "after more events", read(), b.fold())
 	if n := len(queue(t, b, p.Group()).List(deadletter.Filter{Status: deadletter.StatusPending})); n != 0 {
 		t.Fatalf("%d pending dead events after the redrive, want none", n)
+	}
+}
+
+// An observer does not park by default: a side effect for one event is
+// not held back by a failed one of the same key. Its failing event is dead
+// once, and every other event's side effect happens once.
+func TestObserverDeadEventsDoNotPark(t *testing.T) {
+	b := newBank(t, 2)
+	var mu sync.Mutex
+	calls := map[string]int{} // account -> side effects
+	o := consumers.NewObserver("bank", "notifier", 1, topic)
+	var bad atomic.Int64 // the offset of acct-0's first deposit fails for good
+	bad.Store(-1)
+	consumers.On(o, func(_ context.Context, e Deposited, md consumers.Metadata) error {
+		if md.Key() == "acct-0" && (bad.CompareAndSwap(-1, md.Offset) || bad.Load() == md.Offset) {
+			return errors.New("mail server refused the address")
+		}
+		mu.Lock()
+		calls[md.Key()]++
+		mu.Unlock()
+		return nil
+	})
+	r, _ := start(t, b, o, fastRetries)
+	waitHead(t, r)
+	b.publish(300, 3)
+	catchUp(t, r)
+	items := queue(t, b, o.Group()).List(deadletter.Filter{})
+	if len(items) != 1 || items[0].Entry.Reason != deadletter.ReasonHandler || string(items[0].Entry.Key) != "acct-0" {
+		t.Fatalf("dead events: %+v, want acct-0's first deposit only", items)
+	}
+	want := map[string]int{}
+	for _, rec := range testenv.ReadTopic(t, b.addr, topic) {
+		if typ, _ := streams.Header(rec, streams.HeaderType); typ == typeName(t, b.serde, Deposited{}) &&
+			deadletter.ID(rec.Topic, rec.Partition, rec.Offset) != items[0].Entry.ID {
+			want[string(rec.Key)]++
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !maps.Equal(calls, want) {
+		t.Fatalf("side effects per account %v, want %v (every deposit but the dead one, once)", calls, want)
 	}
 }

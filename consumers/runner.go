@@ -373,7 +373,7 @@ func (r *Runner) openQueue(ctx context.Context) (q *deadletter.Queue, stop func(
 			partitions = max(partitions, int32(len(ends[t])))
 		}
 	}
-	err = deadletter.EnsureTopics(ctx, adm, r.group, partitions)
+	err = deadletter.EnsureTopics(ctx, adm, r.group, partitions, true)
 	cl.Close()
 	if err != nil {
 		return nil, nil, err

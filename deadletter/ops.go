@@ -44,12 +44,31 @@ func exists(ctx context.Context, brokers []string, group string, opts []kgo.Opt)
 	}
 	defer cl.Close()
 	adm := streams.NewAdmin(cl)
-	for _, t := range []string{Topic(group), ActionsTopic(group), RetryTopic(group)} {
+	for _, t := range []string{Topic(group), ActionsTopic(group)} {
 		if _, err := adm.DescribeTopic(ctx, t); errors.Is(err, streams.ErrTopicNotFound) {
 			return fmt.Errorf("deadletter: group %s: %w (topic %s is missing)", group, ErrNoQueue, t)
 		} else if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// ErrNoRedrive is returned by Redrive for a group that consumes no retry
+// topic: an aggregate runner, whose senders resend fixed commands.
+var ErrNoRedrive = errors.New("group takes no redrives")
+
+func retryExists(ctx context.Context, brokers []string, group string, opts []kgo.Opt) error {
+	cl, err := streams.Dial(ctx, brokers, opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if _, err := streams.NewAdmin(cl).DescribeTopic(ctx, RetryTopic(group)); errors.Is(err, streams.ErrTopicNotFound) {
+		return fmt.Errorf("deadletter: group %s: %w: it consumes no %s (an aggregate runner: the sender of a command that could not be read was answered, and sends a fixed one; discard the dead one)",
+			group, ErrNoRedrive, RetryTopic(group))
+	} else if err != nil {
+		return err
 	}
 	return nil
 }
@@ -95,6 +114,9 @@ func pendingItems(idx *Index, ids []string) ([]Item, error) {
 func Redrive(ctx context.Context, brokers []string, group string, ids []string, d Decision, opts ...kgo.Opt) ([]Action, error) {
 	idx, err := Load(ctx, brokers, group, opts...)
 	if err != nil {
+		return nil, err
+	}
+	if err := retryExists(ctx, brokers, group, opts); err != nil {
 		return nil, err
 	}
 	items, err := pendingItems(idx, ids)

@@ -45,16 +45,17 @@ type Queue struct {
 	changed chan struct{}
 }
 
-// EnsureTopics creates the group's queue, retry and actions topics if they
-// are missing: the queue and the retry topic with partitions partitions
-// (records are keyed, so a key's events keep their order), the actions
-// topic with one (one order for every decision).
-func EnsureTopics(ctx context.Context, adm *streams.Admin, group string, partitions int32) error {
-	for _, spec := range []streams.TopicSpec{
-		{Name: Topic(group), Partitions: partitions},
-		{Name: RetryTopic(group), Partitions: partitions},
-		{Name: ActionsTopic(group), Partitions: 1},
-	} {
+// EnsureTopics creates the group's queue and actions topics, and with
+// retry its retry topic, if they are missing: the queue and the retry
+// topic with partitions partitions (records are keyed, so a key's events
+// keep their order), the actions topic with one (one order for every
+// decision). A group without a retry topic does not take redrives.
+func EnsureTopics(ctx context.Context, adm *streams.Admin, group string, partitions int32, retry bool) error {
+	specs := []streams.TopicSpec{{Name: Topic(group), Partitions: partitions}, {Name: ActionsTopic(group), Partitions: 1}}
+	if retry {
+		specs = append(specs, streams.TopicSpec{Name: RetryTopic(group), Partitions: partitions})
+	}
+	for _, spec := range specs {
 		if err := adm.CreateTopic(ctx, spec); err != nil && !errors.Is(err, streams.ErrTopicExists) {
 			return fmt.Errorf("deadletter: %w", err)
 		}
