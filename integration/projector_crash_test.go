@@ -290,12 +290,15 @@ func status(t *testing.T, addr string) []consumers.Status {
 	return st
 }
 
-// owned reads a projector's /health/status: the partitions it owns and
-// how many of them it has applied records of.
+// owned reads a projector's /health/status: the partitions of the events
+// topic it owns and how many of them it has applied records of.
 func owned(t *testing.T, addr string) (owns, applied int) {
 	t.Helper()
 	for _, st := range status(t, addr) {
 		for _, p := range st.Partitions {
+			if p.Topic != eventsTopic {
+				continue // the group's retry topic
+			}
 			owns++
 			if p.Next > 0 {
 				applied++
@@ -315,6 +318,17 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// twoMembers starts members a and b (instances <prefix>a, <prefix>b) with
+// a 6 s session and max-poll, serving their status on the returned
+// addresses; their output is logged if the test fails.
+func (e *statsEnv) twoMembers(prefix, maxPoll string) (a, b *testenv.Proc, httpA, httpB string) {
+	httpA, httpB = testenv.FreeAddr(e.t), testenv.FreeAddr(e.t)
+	a = e.projector(1, prefix+"a", "-session-timeout", "6s", "-http", httpA, "-max-poll", maxPoll)
+	b = e.projector(1, prefix+"b", "-session-timeout", "6s", "-http", httpB, "-max-poll", maxPoll)
+	dumpOnFailure(e.t, map[string]*testenv.Proc{"member a": a, "member b": b})
+	return a, b, httpA, httpB
 }
 
 // dumpOnFailure logs the processes' output if the test fails.
@@ -373,10 +387,7 @@ func TestProjectorKill9ExactlyOnce(t *testing.T) {
 func TestProjectorTwoMembersOneKilled(t *testing.T) {
 	const group = "todo.stats.v1"
 	e := newStatsEnv(t, testenv.Redis(t))
-	httpA, httpB := testenv.FreeAddr(t), testenv.FreeAddr(t)
-	a := e.projector(1, "a", "-session-timeout", "6s", "-http", httpA, "-max-poll", "500")
-	b := e.projector(1, "b", "-session-timeout", "6s", "-http", httpB, "-max-poll", "500")
-	dumpOnFailure(t, map[string]*testenv.Proc{"member a": a, "member b": b})
+	a, _, httpA, httpB := e.twoMembers("", "500")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const events = 50_000
@@ -438,7 +449,7 @@ func TestProjectorRedisOutage(t *testing.T) {
 		m := map[string]int64{}
 		for _, st := range status(t, httpAddr) {
 			for _, p := range st.Partitions {
-				m[fmt.Sprint(p.Partition)] = p.Next
+				m[fmt.Sprint(p.Topic, "/", p.Partition)] = p.Next
 			}
 		}
 		return m

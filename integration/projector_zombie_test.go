@@ -42,10 +42,7 @@ func pidOf(t *testing.T, args ...string) int {
 func TestProjectorZombieFenced(t *testing.T) {
 	const group = "todo.stats.v1"
 	e := newStatsEnv(t, testenv.Redis(t))
-	httpA, httpB := testenv.FreeAddr(t), testenv.FreeAddr(t)
-	a := e.projector(1, "zombie-a", "-session-timeout", "6s", "-http", httpA, "-max-poll", "0")
-	b := e.projector(1, "zombie-b", "-session-timeout", "6s", "-http", httpB, "-max-poll", "0")
-	dumpOnFailure(t, map[string]*testenv.Proc{"member a": a, "member b": b})
+	a, b, httpA, httpB := e.twoMembers("zombie-", "0")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	// Bursts of 3000 events every ~0.5 s for ~10 s: both members have

@@ -227,21 +227,46 @@ func newDLQShowCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// selection is how redrive and discard name their events.
-type selection struct {
-	key string
-	all bool
+// decision is what redrive and discard share: which events (IDs, --key
+// or --all), who decides and why, and how to print the outcome.
+type decision struct {
+	key      string
+	all      bool
+	who, why string
+	out      outputFlag
 }
 
-func (s *selection) flags(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&s.key, "key", "", "every pending event of this key, in order")
-	cmd.Flags().BoolVar(&s.all, "all", false, "every pending event")
+func (d *decision) flags(cmd *cobra.Command, whyHelp string) {
+	d.out = "table"
+	cmd.Flags().StringVar(&d.key, "key", "", "every pending event of this key, in order")
+	cmd.Flags().BoolVar(&d.all, "all", false, "every pending event")
+	cmd.Flags().StringVar(&d.who, "who", defaultWho(), "who takes the decision (recorded)")
+	cmd.Flags().StringVar(&d.why, "reason", "", whyHelp)
+	cmd.Flags().VarP(&d.out, "output", "o", "output format: table or json")
+}
+
+// take resolves the events of group named by args (IDs) or the flags, and
+// takes the decision on them with act.
+func (d *decision) take(cmd *cobra.Command, g *globals, name string, a []string,
+	act func(context.Context, []string, string, []string, deadletter.Decision, ...kgo.Opt) ([]deadletter.Action, error),
+) (*deadletter.Index, []deadletter.Action, error) {
+	ctx := cmd.Context()
+	idx, err := g.loadDLQ(ctx, a[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	ids, err := d.ids(name, idx, a[1:])
+	if err != nil {
+		return nil, nil, err
+	}
+	acts, err := act(ctx, g.brokerList(), a[0], ids, deadletter.Decision{Who: d.who, Why: d.why})
+	return idx, acts, err
 }
 
 // ids resolves the selection to pending event ids, in queue order.
-func (s *selection) ids(name string, idx *deadletter.Index, args []string) ([]string, error) {
+func (d *decision) ids(name string, idx *deadletter.Index, args []string) ([]string, error) {
 	n := 0
-	for _, set := range []bool{len(args) > 0, s.key != "", s.all} {
+	for _, set := range []bool{len(args) > 0, d.key != "", d.all} {
 		if set {
 			n++
 		}
@@ -258,7 +283,7 @@ func (s *selection) ids(name string, idx *deadletter.Index, args []string) ([]st
 		return args, nil
 	}
 	var ids []string
-	for _, it := range idx.List(deadletter.Filter{Key: s.key, Status: deadletter.StatusPending}) {
+	for _, it := range idx.List(deadletter.Filter{Key: d.key, Status: deadletter.StatusPending}) {
 		ids = append(ids, it.Entry.ID)
 	}
 	if len(ids) == 0 {
@@ -291,9 +316,7 @@ func printActions(w io.Writer, out outputFlag, acts []deadletter.Action, done st
 }
 
 func newDLQRedriveCmd(g *globals) *cobra.Command {
-	out := outputFlag("table")
-	var sel selection
-	var who, why string
+	var d decision
 	cmd := &cobra.Command{
 		Use:   "redrive GROUP (ID...|--key K|--all) [--reason R]",
 		Short: "Send pending dead events back to their group, in order",
@@ -303,36 +326,27 @@ record the decision, in one Kafka transaction. The group handles them like
 new events: success makes them redriven; a new failure brings them back as
 pending with their attempts counted on. Events parked behind a dead event of
 their key stay parked until that one is handled: redrive a key's events
-together with --key.`,
+together with --key.
+
+An aggregate runner's dead commands cannot be redriven: their senders were
+answered "undecodable" and send fixed commands; discard them.`,
 		Example: `  recq dlq redrive todo.stats.v1 --key list-42 --reason "fixed in v1.4.2"
   recq dlq redrive todo.stats.v1 todo.events/3/1207 todo.events/3/1210
   recq dlq redrive todo.stats.v1 --all`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			ctx := cmd.Context()
-			idx, err := g.loadDLQ(ctx, a[0])
+			idx, acts, err := d.take(cmd, g, "redrive", a, deadletter.Redrive)
 			if err != nil {
 				return err
 			}
-			ids, err := sel.ids("redrive", idx, a[1:])
-			if err != nil {
-				return err
-			}
-			acts, err := deadletter.Redrive(ctx, g.brokerList(), a[0], ids, deadletter.Decision{Who: who, Why: why})
-			if err != nil {
-				return err
-			}
-			if err := printActions(cmd.OutOrStdout(), out, acts, "redriven to "+deadletter.RetryTopic(a[0])); err != nil {
+			if err := printActions(cmd.OutOrStdout(), d.out, acts, "redriven to "+deadletter.RetryTopic(a[0])); err != nil {
 				return err
 			}
 			warnParked(cmd.ErrOrStderr(), idx, acts)
 			return nil
 		},
 	}
-	sel.flags(cmd)
-	cmd.Flags().StringVar(&who, "who", defaultWho(), "who takes the decision (recorded)")
-	cmd.Flags().StringVar(&why, "reason", "", "why (recorded)")
-	cmd.Flags().VarP(&out, "output", "o", "output format: table or json")
+	d.flags(cmd, "why (recorded)")
 	return cmd
 }
 
@@ -361,41 +375,28 @@ func warnParked(w io.Writer, idx *deadletter.Index, acts []deadletter.Action) {
 }
 
 func newDLQDiscardCmd(g *globals) *cobra.Command {
-	out := outputFlag("table")
-	var sel selection
-	var who, why string
+	var d decision
 	cmd := &cobra.Command{
 		Use:   "discard GROUP (ID...|--key K|--all) --reason R",
 		Short: "Drop pending dead events for good, saying why",
 		Long: `Record that pending dead events will not be handled. They stay in the queue
-for the record, as discarded. Discarding a key's dead event lets the key's
-new events through; events already parked behind it stay pending.`,
+for the record, as discarded. A key's new events flow again once none of its
+events is pending or being redriven: discard (or redrive) the events parked
+behind a discarded one too, e.g. with --key.`,
 		Example: `  recq dlq discard todo.stats.v1 todo.events/0/17 --reason "test data"
   recq dlq discard todo.stats.v1 --key list-42 --reason "list deleted upstream"`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if why == "" {
+			if d.why == "" {
 				return usagef("dlq discard: --reason is required: it is recorded with the decision")
 			}
-			ctx := cmd.Context()
-			idx, err := g.loadDLQ(ctx, a[0])
+			_, acts, err := d.take(cmd, g, "discard", a, deadletter.Discard)
 			if err != nil {
 				return err
 			}
-			ids, err := sel.ids("discard", idx, a[1:])
-			if err != nil {
-				return err
-			}
-			acts, err := deadletter.Discard(ctx, g.brokerList(), a[0], ids, deadletter.Decision{Who: who, Why: why})
-			if err != nil {
-				return err
-			}
-			return printActions(cmd.OutOrStdout(), out, acts, "discarded")
+			return printActions(cmd.OutOrStdout(), d.out, acts, "discarded")
 		},
 	}
-	sel.flags(cmd)
-	cmd.Flags().StringVar(&who, "who", defaultWho(), "who takes the decision (recorded)")
-	cmd.Flags().StringVar(&why, "reason", "", "why (required; recorded)")
-	cmd.Flags().VarP(&out, "output", "o", "output format: table or json")
+	d.flags(cmd, "why (required; recorded)")
 	return cmd
 }
