@@ -168,3 +168,33 @@ func BenchmarkConsume(b *testing.B) {
 		}, consumers.WithStore(redisStore(b, rdb)))
 	})
 }
+
+// BenchmarkRunnerStart measures a projector's start (to ready, on an empty
+// topic of 8 partitions, in a new group) and stop, with and without the
+// dead event queue: the fixed cost the queue adds (its three topics, a
+// second client, reading it to its end, the retry topic's partitions in
+// the group).
+func BenchmarkRunnerStart(b *testing.B) {
+	addr, serde := testenv.Kafka(b), testenv.Serde(b)
+	const empty = "bank.empty"
+	testenv.Topic(b, addr, empty, 8)
+	for _, c := range []struct {
+		name string
+		opts []consumers.RunnerOption
+	}{{"dlq", nil}, {"no-dlq", []consumers.RunnerOption{consumers.WithoutDeadLetters()}}} {
+		b.Run(c.name, func(b *testing.B) {
+			for i := range b.N {
+				p := consumers.NewProjector("bank", "start-"+c.name+"-"+strconv.Itoa(i), 1, empty)
+				consumers.On(p, func(context.Context, Deposited, consumers.Metadata) error { return nil })
+				r, err := consumers.NewRunner(p, serde, []string{addr}, append(c.opts, consumers.WithLogger(quiet))...)
+				must(b, err)
+				ctx, cancel := context.WithCancel(context.Background())
+				errc := make(chan error, 1)
+				go func() { errc <- r.Run(ctx) }()
+				waitHead(b, r)
+				cancel()
+				must(b, <-errc)
+			}
+		})
+	}
+}

@@ -212,7 +212,7 @@ func TestParkedEventsAreRedrivenInOrder(t *testing.T) {
 		return nil
 	})
 	b.publish(400, 5)
-	r, _ := start(t, b, p, fastRetries)
+	r, stop := start(t, b, p, fastRetries)
 	waitHead(t, r)
 	items := queue(t, b, p.Group()).List(deadletter.Filter{Key: "acct-1"})
 	if len(items) < 10 || items[0].Entry.Reason != deadletter.ReasonHandler {
@@ -281,6 +281,19 @@ func TestParkedEventsAreRedrivenInOrder(t *testing.T) {
 	equal(t, "after more events", read(), b.fold())
 	if n := len(queue(t, b, p.Group()).List(deadletter.Filter{Status: deadletter.StatusPending})); n != 0 {
 		t.Fatalf("%d pending dead events after the redrive, want none", n)
+	}
+
+	// A restart on the memory store rebuilds the ledger from the
+	// beginning: the redriven events come back from the retry topic (their
+	// originals are dead), and the queue gains nothing.
+	stop()
+	before := len(queue(t, b, p.Group()).List(deadletter.Filter{}))
+	p2, read2 := checkedProjector("parking", 1, nil)
+	r2, _ := start(t, b, p2, fastRetries)
+	waitHead(t, r2)
+	equal(t, "rebuilt after a restart", read2(), b.fold())
+	if after := queue(t, b, p.Group()).List(deadletter.Filter{}); len(after) != before {
+		t.Fatalf("the rebuild added %d entries to the queue", len(after)-before)
 	}
 }
 

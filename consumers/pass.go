@@ -51,12 +51,13 @@ func (r *Runner) newPass(work context.Context, key state.Partition, b state.Batc
 // if ctx ended first: the batch stops there.
 func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 	r := p.r
-	h := r.handler(rec)
+	h, typed := r.handler(rec)
 	var d deadletter.Redriven // set for an event redriven from the queue
+	var replay bool           // ...that was done before: handle it, record nothing
 	if q := r.q; q != nil {
 		if rec.Topic == r.retryTopic {
 			var ok bool
-			if d, ok = p.redrivenEvent(ctx, rec); !ok {
+			if d, replay, ok = p.redrivenEvent(ctx, rec); !ok {
 				return true
 			}
 			if b := q.Index().BlockerOfRedriven(rec.Key, d.ID); b != "" {
@@ -66,7 +67,7 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 			if q.Index().Has(rec.Topic, rec.Partition, rec.Offset) {
 				return true // died before a crash or a rebalance: the queue decides its fate
 			}
-			if _, ok := streams.Header(rec, streams.HeaderType); !ok {
+			if !typed {
 				return p.dead(ctx, rec, h, d, deadletter.ReasonNoType,
 					errors.New("the record has no "+streams.HeaderType+" header: it was not written by recq's publisher"), 1, "")
 			}
@@ -79,7 +80,9 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 		}
 	}
 	if h == nil {
-		p.handled(d) // a redriven event of a type no longer handled
+		if !replay {
+			p.handled(d) // a redriven event of a type no longer handled
+		}
 		return true
 	}
 	p.cur.h, p.cur.rec, p.cur.md = h, rec, metadata(r.group, rec)
@@ -97,7 +100,9 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 			if r.dedupe != nil && p.cur.md.ID() != "" {
 				r.retry(ctx, p.key, rec.Offset, p.mark)
 			}
-			p.handled(d)
+			if !replay {
+				p.handled(d)
+			}
 			return true
 		}
 		kind := deadletter.Classify(err)
@@ -131,32 +136,29 @@ func (p *pass) handled(d deadletter.Redriven) {
 }
 
 // redrivenEvent reads a retry topic record: the event to handle again, if
-// the queue still says it is being redriven in that generation (not
-// discarded, handled already, or redriven again since).
-func (p *pass) redrivenEvent(ctx context.Context, rec *kgo.Record) (deadletter.Redriven, bool) {
+// the queue says this record is its current redrive (not discarded,
+// redriven again or failed since). replay reports that it was handled
+// before: a consumer that lost its positions rebuilds with it, and it is
+// done already.
+func (p *pass) redrivenEvent(ctx context.Context, rec *kgo.Record) (d deadletter.Redriven, replay, ok bool) {
 	r := p.r
-	d, ok := deadletter.ParseRedriven(rec)
-	if !ok {
+	if d, ok = deadletter.ParseRedriven(rec); !ok {
 		r.log.Warn("skipping a record of the retry topic that names no dead event", "partition", p.key, "offset", rec.Offset)
-		return d, false
+		return d, false, false
 	}
-	current := func() bool {
-		it, ok := r.q.Index().Get(d.ID)
-		return ok && it.Status == deadletter.StatusRedriving && it.Entry.Generation == d.Generation
+	st, ok := r.q.Index().RedriveAt(d.ID, d.Generation, rec.Partition, rec.Offset)
+	if !ok {
+		// The redrive's decision is on the actions topic, written in the
+		// same transaction; the index may not have read it yet.
+		if !r.retry(ctx, p.key, rec.Offset, func() error { return r.q.Sync(ctx) }) {
+			return d, false, false
+		}
+		st, ok = r.q.Index().RedriveAt(d.ID, d.Generation, rec.Partition, rec.Offset)
 	}
-	if current() {
-		return d, true
+	if !ok {
+		r.log.Info("skipping a redriven event that is no longer being redriven (discarded, failed again or redriven again)", "id", d.ID, "generation", d.Generation)
 	}
-	// The redrive's decision is on the actions topic, written in the same
-	// transaction; the index may not have read it yet.
-	if !r.retry(ctx, p.key, rec.Offset, func() error { return r.q.Sync(ctx) }) {
-		return d, false
-	}
-	if current() {
-		return d, true
-	}
-	r.log.Info("skipping a redriven event that is no longer being redriven (handled, discarded or redriven again)", "id", d.ID, "generation", d.Generation)
-	return d, false
+	return d, st == deadletter.StatusRedriven, ok
 }
 
 // dead writes rec to the dead event queue and reports false only if ctx

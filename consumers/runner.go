@@ -563,14 +563,15 @@ func (r *Runner) commit(ctx, work context.Context, cl *kgo.Client, ps *pass, lea
 
 // handler finds the record's handler from its recq-type header alone, so
 // events nobody handles are skipped without decoding (and without
-// allocating: the map lookup converts the header in place).
-func (r *Runner) handler(rec *kgo.Record) *handler {
-	for _, h := range rec.Headers {
-		if h.Key == streams.HeaderType {
-			return r.handlers[string(h.Value)]
+// allocating: the map lookup converts the header in place). typed reports
+// whether the record has the header at all.
+func (r *Runner) handler(rec *kgo.Record) (h *handler, typed bool) {
+	for _, hd := range rec.Headers {
+		if hd.Key == streams.HeaderType {
+			return r.handlers[string(hd.Value)], true
 		}
 	}
-	return nil
+	return nil, false
 }
 
 // seen asks the observer's dedupe store, in one round trip, which records

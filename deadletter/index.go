@@ -214,6 +214,9 @@ func (it *Item) copy() Item {
 // events before a dead one, which it must not park). "" when none does,
 // or key is empty (no order to keep).
 func (x *Index) Blocker(key []byte, topic string, partition int32, offset int64) string {
+	if len(key) == 0 || x.n.Load() == 0 {
+		return "" // asked for every event: no closure for an empty queue
+	}
 	return x.blocker(key, func(it *Item) bool {
 		if it.Entry.Topic == topic && it.Entry.Partition == partition && it.Entry.Offset > offset {
 			return false
@@ -247,6 +250,27 @@ func (x *Index) blocker(key []byte, blocks func(*Item) bool) string {
 		}
 	}
 	return ""
+}
+
+// RedriveAt reports whether the retry record at partition/offset is the
+// current redrive of event id: generation is the event's latest and its
+// redrive of that generation put it there. If so it returns the event's
+// status: redriving (to be handled), or redriven (handled before: a
+// consumer whose positions were lost, such as one on a memory store,
+// handles it again as it rebuilds).
+func (x *Index) RedriveAt(id string, generation int, partition int32, offset int64) (Status, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	it := x.items[id]
+	if it == nil || it.Entry.Generation != generation || (it.Status != StatusRedriving && it.Status != StatusRedriven) {
+		return "", false
+	}
+	for _, a := range slices.Backward(it.Actions) {
+		if a.Action == ActionRedrive && a.Generation == generation {
+			return it.Status, a.RetryPartition == partition && a.RetryOffset == offset
+		}
+	}
+	return "", false
 }
 
 // Filter selects items for List; zero fields select everything.
