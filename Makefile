@@ -28,6 +28,7 @@ bench:
 	$(GO) test -run '^$$' -bench 'Send|RawTransactional' -benchtime 20000x -count 3 ./aggregates/
 	$(GO) test -run '^$$' -bench Load -benchtime 30x -timeout 20m ./aggregates/
 	scripts/bench-consume.sh
+	$(GO) test -run '^$$' -bench RunnerStart -benchtime 20x -count 3 ./consumers/
 	$(GO) test -run '^$$' -bench Commit -benchtime 300x -count 3 ./consumers/state/
 
 lint:
