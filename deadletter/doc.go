@@ -40,7 +40,15 @@
 // of order. Redrive republishes events in queue order; a redriven event is
 // held back only by an earlier pending event of its key, so a key's events
 // redriven together are applied in order, and if the first fails again
-// the rest are parked again behind it.
+// the rest are parked again behind it. Events of a key that arrive while
+// its dead events are being redriven are parked too (the redrive may
+// fail): once it is done, redrive them as well (`recq dlq list --key K`).
+//
+// A consumer whose positions are lost (a projector on the memory store
+// rebuilds on every start) skips the dead originals and applies the
+// redriven events again from the retry topic; on such a rebuild a
+// redriven event is not ordered against its key's events that came after
+// the redrive.
 //
 // # Exactly once
 //

@@ -193,6 +193,14 @@ func TestDeadEventsThroughTheCLI(t *testing.T) {
 	if res.Code != 2 || !strings.Contains(res.Stderr, "--reason is required") {
 		t.Fatalf("discard without a reason: %d %s", res.Code, res.Stderr)
 	}
+	res = testenv.Run(t, "", testenv.Recq(t), "--brokers", e.dev.Addr, "dlq", "redrive", group, "list-neg")
+	if res.Code != 2 || !strings.Contains(res.Stderr, "want TOPIC/PARTITION/OFFSET") {
+		t.Fatalf("redrive of a key given as an id: %d %s", res.Code, res.Stderr)
+	}
+	res = testenv.Run(t, "", testenv.Recq(t), "--brokers", testenv.FreeAddr(t), "dlq", "list", group)
+	if res.Code != 1 || !strings.Contains(res.Stderr, "cannot reach Kafka") {
+		t.Fatalf("dlq list with no broker: %d %s", res.Code, res.Stderr)
+	}
 }
 
 // The projector kills itself with SIGKILL right after writing a dead (or
