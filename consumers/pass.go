@@ -60,7 +60,7 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 			if d, replay, ok = p.redrivenEvent(ctx, rec); !ok {
 				return true
 			}
-			if b := q.Index().BlockerOfRedriven(rec.Key, d.ID); b != "" {
+			if b := q.Index().BlockerOfRedriven(rec.Key, d.ID); b != "" && r.parking {
 				return p.dead(ctx, rec, h, d, deadletter.ReasonParked, nil, 0, b)
 			}
 		} else {

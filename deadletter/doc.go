@@ -27,6 +27,10 @@
 //   - G.dlq.actions: every decision (redrive, discard, and done when a
 //     redriven event succeeded), keyed by event id, with who, why and when.
 //
+// The queue and the actions are kept without a time limit: a dead event
+// waits for a decision however long it takes. A consumer holds every
+// entry's metadata (not its payload) in memory.
+//
 // An event's id is where its original record sits, TOPIC/PARTITION/OFFSET:
 // it keeps it through every death and redrive. Its generation counts its
 // deaths. Its status comes from its latest generation and the last action

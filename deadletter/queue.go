@@ -49,9 +49,16 @@ type Queue struct {
 // retry its retry topic, if they are missing: the queue and the retry
 // topic with partitions partitions (records are keyed, so a key's events
 // keep their order), the actions topic with one (one order for every
-// decision). A group without a retry topic does not take redrives.
+// decision). The queue and the actions are kept without a time limit
+// (retention.ms=-1): a dead event waits for a decision however long it
+// takes. A group without a retry topic does not take redrives.
 func EnsureTopics(ctx context.Context, adm *streams.Admin, group string, partitions int32, retry bool) error {
-	specs := []streams.TopicSpec{{Name: Topic(group), Partitions: partitions}, {Name: ActionsTopic(group), Partitions: 1}}
+	// Dead events stay until someone decides about them: no time limit.
+	keep := map[string]string{"retention.ms": "-1"}
+	specs := []streams.TopicSpec{
+		{Name: Topic(group), Partitions: partitions, Configs: keep},
+		{Name: ActionsTopic(group), Partitions: 1, Configs: keep},
+	}
 	if retry {
 		specs = append(specs, streams.TopicSpec{Name: RetryTopic(group), Partitions: partitions})
 	}
