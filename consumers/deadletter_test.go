@@ -198,9 +198,10 @@ func TestTransientOutageDeadLettersNothing(t *testing.T) {
 
 // An account's handler fails for good: its first event is dead and its
 // later ones are parked behind it. Redriving while it still fails sends
-// them back (generation 2, attempts counted on); redriving once it is
-// fixed applies them in their original order, and later events of the
-// account flow again.
+// them back (generation 2, attempts counted on); once it is fixed,
+// redriving the first one alone releases the rest, which are applied in
+// their original order, with those that came in meanwhile, and later
+// events of the account flow again.
 func TestParkedEventsAreRedrivenInOrder(t *testing.T) {
 	b := newBank(t, 3)
 	var frozen atomic.Bool
@@ -259,9 +260,17 @@ func TestParkedEventsAreRedrivenInOrder(t *testing.T) {
 		}
 		return nil
 	})
+	// Fixed: redrive the head alone. Once it is handled, the events parked
+	// behind it are released by the consumer, in order, and so are those
+	// that arrive while it is being redriven.
 	frozen.Store(false)
-	items = queue(t, b, p.Group()).List(deadletter.Filter{Key: "acct-1"})
-	redrive("fixed")
+	if _, err := deadletter.Redrive(ctx, []string{b.addr}, p.Group(), ids(items[:1]), deadletter.Decision{Who: "test", Why: "fixed"}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		b.produce(b.record(ctx, "acct-1", Deposited{Amount: 1000}))
+	}
+	catchUp(t, r)
 	eventually(t, "every acct-1 event redriven", func() error {
 		for _, it := range queue(t, b, p.Group()).List(deadletter.Filter{Key: "acct-1"}) {
 			if it.Status != deadletter.StatusRedriven {
@@ -270,6 +279,10 @@ func TestParkedEventsAreRedrivenInOrder(t *testing.T) {
 		}
 		return nil
 	})
+	if it, _ := queue(t, b, p.Group()).Get(items[1].Entry.ID); it.Actions[len(it.Actions)-2].Who == "test" ||
+		!strings.Contains(it.Actions[len(it.Actions)-2].Why, "released") {
+		t.Fatalf("the parked events were not released by the consumer: %+v", it.Actions)
+	}
 	want := b.fold()
 	equal(t, "after the redrive", read(), want)
 	if got := read().Order["acct-1"]; !slices.Equal(got, want.Order["acct-1"]) {

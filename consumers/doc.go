@@ -87,7 +87,8 @@
 // in the queue behind its dead one, so a read model never applies a key's
 // events out of order. `recq dlq redrive` sends dead events back through
 // <group>.retry, which the runner consumes with its topics: a redriven
-// event that succeeds is done and releases its key; one that fails again
+// event that succeeds is done, and the runner then releases the events
+// parked behind it (also after a discard), in order; one that fails again
 // returns to the queue with its attempts counted on. The queue is written
 // before the batch commits and read back on every assignment, so a crash
 // between the two leaves each dead event there once. See package

@@ -378,7 +378,7 @@ func (r *Runner) openQueue(ctx context.Context) (q *deadletter.Queue, stop func(
 	if err != nil {
 		return nil, nil, err
 	}
-	q, err = deadletter.NewQueue(r.brokers, r.group, r.log, r.cfg.Hooks, r.cfg.ClientOptions...)
+	q, err = deadletter.NewQueue(r.brokers, r.group, deadletter.QueueConfig{Log: r.log, Hooks: r.cfg.Hooks, Who: r.who()}, r.cfg.ClientOptions...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -831,6 +831,9 @@ func (r *Runner) syncQueue(ctx context.Context, offsets map[string]map[int32]kgo
 			}
 		}
 	}
+	// Parked events whose key cleared while no consumer was there to
+	// release them.
+	r.q.ReleaseAll(ctx)
 	return nil
 }
 

@@ -179,3 +179,48 @@ func TestIndexStatusAndBlockers(t *testing.T) {
 		t.Fatalf("an action read before its entry was lost: %s", status(late))
 	}
 }
+
+// Parked events are releasable once nothing holds their key back, and only
+// the first redrive of a generation counts: two consumers releasing the
+// same event get it handled once.
+func TestIndexReleaseAndFirstRedriveWins(t *testing.T) {
+	x := newIndex()
+	for i, r := range []Reason{ReasonHandler, ReasonParked, ReasonParked} {
+		x.addEntry(Entry{ID: ID("t", 0, int64(i)), Topic: "t", Offset: int64(i), Key: []byte("k"), Generation: 1, Reason: r, QueueOffset: int64(i)})
+	}
+	if got := x.Releasable([]byte("k")); got != nil {
+		t.Fatalf("releasable behind a pending dead event: %v", ids(got))
+	}
+	x.addAction(Action{ID: ID("t", 0, 0), Action: ActionDiscard, Generation: 1})
+	if got := ids(x.Releasable([]byte("k"))); strings.Join(got, ",") != "t/0/1,t/0/2" {
+		t.Fatalf("after the discard: releasable %v, want t/0/1,t/0/2 in order", got)
+	}
+	p1 := ID("t", 0, 1)
+	x.addAction(Action{ID: p1, Action: ActionRedrive, Generation: 1, RetryOffset: 5})
+	x.addAction(Action{ID: p1, Action: ActionRedrive, Generation: 1, RetryOffset: 9}) // a second consumer's release
+	if st, ok := x.RedriveAt(p1, 1, 0, 5); !ok || st != StatusRedriving {
+		t.Fatalf("the first redrive: %s %v", st, ok)
+	}
+	if _, ok := x.RedriveAt(p1, 1, 0, 9); ok {
+		t.Fatal("a second redrive of the same generation counts")
+	}
+	if got := x.Releasable([]byte("k")); got != nil {
+		t.Fatalf("releasable while one is redriving: %v", ids(got))
+	}
+	x.addAction(Action{ID: p1, Action: ActionDone, Generation: 1})
+	x.addAction(Action{ID: p1, Action: ActionRedrive, Generation: 1, RetryOffset: 12}) // late
+	if it, _ := x.Get(p1); it.Status != StatusRedriven {
+		t.Fatalf("a late redrive after done: %s", it.Status)
+	}
+	if keys := x.parkedKeys(); len(keys) != 1 || string(keys[0]) != "k" {
+		t.Fatalf("parked keys %q", keys)
+	}
+}
+
+func ids(items []Item) []string {
+	var out []string
+	for _, it := range items {
+		out = append(out, it.Entry.ID)
+	}
+	return out
+}

@@ -44,9 +44,17 @@
 // of order. Redrive republishes events in queue order; a redriven event is
 // held back only by an earlier pending event of its key, so a key's events
 // redriven together are applied in order, and if the first fails again
-// the rest are parked again behind it. Events of a key that arrive while
-// its dead events are being redriven are parked too (the redrive may
-// fail): once it is done, redrive them as well (`recq dlq list --key K`).
+// the rest are parked again behind it.
+//
+// A key's parked events are released by the consumer itself once nothing
+// holds them back (Index.Releasable): when the dead event they wait for
+// is discarded, or redriven and handled, and none of the key's events is
+// pending for a failure of its own or being redriven. The consumer
+// redrives them, in order, recording the decision as its own (Queue
+// release); events of the key that arrived during a redrive are released
+// with them. Two consumers may release the same event (their indexes lag
+// each other): only the first redrive of a generation counts, and the
+// retry records of later ones are skipped, so it is handled once.
 //
 // A consumer whose positions are lost (a projector on the memory store
 // rebuilds on every start) skips the dead originals and applies the

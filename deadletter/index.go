@@ -74,6 +74,7 @@ type Item struct {
 	Status  Status   `json:"status"`
 	Actions []Action `json:"actions,omitempty"`
 	seq     int64    // the first entry's offset in the queue: a key's order
+	redrive *Action  // the redrive that counts for the latest generation
 }
 
 // Index holds every dead event of one consumer group, built from the dead
@@ -102,24 +103,26 @@ func newIndex() *Index {
 	return &Index{items: map[string]*Item{}, byOrigin: map[origin]*Item{}, byKey: map[string][]*Item{}, early: map[string][]Action{}}
 }
 
-// apply reads one record of the queue or the actions topic. Records that
-// are not recq's are reported and skipped.
-func (x *Index) apply(group string, r *kgo.Record) error {
+// apply reads one record of the queue or the actions topic and returns
+// the key of the event it is about (whose parked events may be
+// releasable). Records that are not recq's are reported and skipped.
+func (x *Index) apply(group string, r *kgo.Record) ([]byte, error) {
 	switch r.Topic {
 	case Topic(group):
 		e, err := ParseEntry(r)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		x.addEntry(e)
+		return e.Key, nil
 	case ActionsTopic(group):
 		var a Action
 		if err := json.Unmarshal(r.Value, &a); err != nil || a.ID == "" {
-			return fmt.Errorf("deadletter: %s/%d@%d is not an action: %v", r.Topic, r.Partition, r.Offset, err)
+			return nil, fmt.Errorf("deadletter: %s/%d@%d is not an action: %v", r.Topic, r.Partition, r.Offset, err)
 		}
-		x.addAction(a)
+		return x.addAction(a), nil
 	}
-	return nil
+	return nil, nil
 }
 
 func (x *Index) addEntry(e Entry) {
@@ -144,37 +147,58 @@ func (x *Index) addEntry(e Entry) {
 	it.status()
 }
 
-func (x *Index) addAction(a Action) {
+// addAction records a and returns the key of its event (nil if unknown).
+func (x *Index) addAction(a Action) []byte {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	it := x.items[a.ID]
 	if it == nil {
-		// Read before its entry (or its entry is gone with the queue's
-		// retention, and this stays here).
+		// Read before its entry (or its entry is gone, and this stays here).
 		x.early[a.ID] = append(x.early[a.ID], a)
-		return
+		return nil
 	}
 	it.Actions = append(it.Actions, a)
 	it.status()
+	return it.Entry.Key
 }
 
-// status derives the item's status from its entry and its last action on
-// that generation.
+// parkedKeys are the keys with pending parked events.
+func (x *Index) parkedKeys() [][]byte {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var out [][]byte
+	for k, items := range x.byKey {
+		for _, it := range items {
+			if it.Status == StatusPending && it.Entry.Reason == ReasonParked {
+				out = append(out, []byte(k))
+				break
+			}
+		}
+	}
+	return out
+}
+
+// status derives the item's status from the actions on its latest
+// generation, in order: pending until redriven or discarded; a redrive
+// then counts until it is done. Only the first redrive of a generation
+// counts: a second one (two consumers releasing the same parked event)
+// changes nothing, and its retry record is skipped, so an event is never
+// applied twice.
 func (it *Item) status() {
-	it.Status = StatusPending
-	for _, a := range slices.Backward(it.Actions) {
-		if a.Generation < it.Entry.Generation {
-			break
+	it.Status, it.redrive = StatusPending, nil
+	for i := range it.Actions {
+		a := &it.Actions[i]
+		if a.Generation != it.Entry.Generation {
+			continue // an earlier generation's, or a later one's read before its entry
 		}
-		switch a.Action {
-		case ActionDiscard:
-			it.Status = StatusDiscarded
-		case ActionRedrive:
-			it.Status = StatusRedriving
-		case ActionDone:
+		switch {
+		case a.Action == ActionRedrive && it.Status == StatusPending:
+			it.Status, it.redrive = StatusRedriving, a
+		case a.Action == ActionDone && it.Status == StatusRedriving:
 			it.Status = StatusRedriven
+		case a.Action == ActionDiscard && it.Status == StatusPending:
+			it.Status = StatusDiscarded
 		}
-		return
 	}
 }
 
@@ -204,7 +228,7 @@ func (x *Index) Get(id string) (Item, bool) {
 
 func (it *Item) copy() Item {
 	c := *it
-	c.Actions = slices.Clone(it.Actions)
+	c.Actions, c.redrive = slices.Clone(it.Actions), nil
 	return c
 }
 
@@ -262,15 +286,33 @@ func (x *Index) RedriveAt(id string, generation int, partition int32, offset int
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	it := x.items[id]
-	if it == nil || it.Entry.Generation != generation || (it.Status != StatusRedriving && it.Status != StatusRedriven) {
+	if it == nil || it.redrive == nil || it.Entry.Generation != generation {
 		return "", false
 	}
-	for _, a := range slices.Backward(it.Actions) {
-		if a.Action == ActionRedrive && a.Generation == generation {
-			return it.Status, a.RetryPartition == partition && a.RetryOffset == offset
+	return it.Status, it.redrive.RetryPartition == partition && it.redrive.RetryOffset == offset
+}
+
+// Releasable returns the events parked behind dead events of key that no
+// longer hold them: when none of the key's events is pending for a reason
+// of its own (a failure) or being redriven, its parked events, in order.
+// A consumer redrives them: discarding or successfully redriving a key's
+// dead event lets the rest of its sequence through.
+func (x *Index) Releasable(key []byte) []Item {
+	if len(key) == 0 {
+		return nil
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var out []Item
+	for _, it := range x.byKey[string(key)] {
+		switch {
+		case it.Status == StatusRedriving, it.Status == StatusPending && it.Entry.Reason != ReasonParked:
+			return nil
+		case it.Status == StatusPending:
+			out = append(out, it.copy())
 		}
 	}
-	return "", false
+	return out
 }
 
 // Filter selects items for List; zero fields select everything.
@@ -314,11 +356,7 @@ func (x *Index) HandledRedrives(partition int32, next int64) []Redriven {
 	defer x.mu.Unlock()
 	var out []Redriven
 	for _, it := range x.items {
-		if it.Status != StatusRedriving {
-			continue
-		}
-		a := it.Actions[len(it.Actions)-1]
-		if a.RetryPartition == partition && a.RetryOffset < next {
+		if it.Status == StatusRedriving && it.redrive.RetryPartition == partition && it.redrive.RetryOffset < next {
 			out = append(out, Redriven{ID: it.Entry.ID, Attempts: it.Entry.Attempts, Generation: it.Entry.Generation, FirstFailure: it.Entry.FirstFailure})
 		}
 	}

@@ -20,7 +20,7 @@ func Load(ctx context.Context, brokers []string, group string, opts ...kgo.Opt) 
 	if err := exists(ctx, brokers, group, opts); err != nil {
 		return nil, err
 	}
-	q, err := NewQueue(brokers, group, nil, Hooks{}, opts...)
+	q, err := NewQueue(brokers, group, QueueConfig{}, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -123,23 +123,39 @@ func Redrive(ctx context.Context, brokers []string, group string, ids []string, 
 	if err != nil {
 		return nil, fmt.Errorf("deadletter: redrive: %w", err)
 	}
-	cl, err := streams.Dial(ctx, brokers, append([]kgo.Opt{
-		kgo.TransactionalID("recq-dlq-redrive-" + group + "-" + strconv.FormatUint(rand.Uint64(), 36)),
-		kgo.TransactionTimeout(30 * time.Second),
-	}, opts...)...)
+	cl, err := streams.Dial(ctx, brokers, append(transactional("redrive", group), opts...)...)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
+	acts, err := redriveTx(ctx, cl, group, items, d)
+	if err != nil {
+		return nil, fmt.Errorf("deadletter: redrive (nothing was redriven): %w", err)
+	}
+	return acts, nil
+}
+
+// transactional are the options of a client that redrives: a transactional
+// id of its own (who redrives is not fenced by anyone).
+func transactional(what, group string) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.TransactionalID("recq-dlq-" + what + "-" + group + "-" + strconv.FormatUint(rand.Uint64(), 36)),
+		kgo.TransactionTimeout(30 * time.Second),
+	}
+}
+
+// redriveTx writes items' retry records, in order, and their redrive
+// actions in one transaction of cl.
+func redriveTx(ctx context.Context, cl *kgo.Client, group string, items []Item, d Decision) ([]Action, error) {
 	if err := cl.BeginTransaction(); err != nil {
-		return nil, fmt.Errorf("deadletter: redrive: %w", err)
+		return nil, err
 	}
 	acts, err := redrive(ctx, cl, group, items, d)
 	if end := cl.EndTransaction(ctx, kgo.TransactionEndTry(err == nil)); err == nil && end != nil {
 		err = end
 	}
 	if err != nil {
-		return nil, fmt.Errorf("deadletter: redrive (nothing was redriven): %w", err)
+		return nil, err
 	}
 	return acts, nil
 }

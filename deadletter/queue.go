@@ -32,17 +32,33 @@ type Hooks struct {
 // Queue is one consumer group's dead event queue as its consumer uses it:
 // it writes entries and follows the queue and the actions topic into an
 // Index, so the consumer knows which events are dead and which keys are
-// parked. Run follows; the other methods are safe for concurrent use.
+// parked, and it releases parked events whose key has cleared. Run
+// follows; the other methods are safe for concurrent use.
 type Queue struct {
-	group string
-	cl    *kgo.Client
-	idx   *Index
-	log   *slog.Logger
-	hooks Hooks
+	group   string
+	brokers []string
+	opts    []kgo.Opt
+	cl      *kgo.Client
+	idx     *Index
+	cfg     QueueConfig
 
 	mu      sync.Mutex
 	pos     map[string]map[int32]int64 // next offset read, per topic and partition
 	changed chan struct{}
+
+	relMu sync.Mutex  // one release at a time
+	tx    *kgo.Client // transactional, for releases; made at the first
+}
+
+// QueueConfig configures a Queue. The zero value reads and writes entries
+// but releases nothing.
+type QueueConfig struct {
+	Log   *slog.Logger // nil: slog.Default()
+	Hooks Hooks
+	// Who names the consumer in the decisions it records; set, the queue
+	// releases parked events (Index.Releasable) as their keys clear: it
+	// redrives them, in order, through the retry topic.
+	Who string
 }
 
 // EnsureTopics creates the group's queue and actions topics, and with
@@ -72,7 +88,7 @@ func EnsureTopics(ctx context.Context, adm *streams.Admin, group string, partiti
 
 // NewQueue returns group's queue over a client for brokers with opts. The
 // topics must exist (EnsureTopics). Call Run to follow them, and Close.
-func NewQueue(brokers []string, group string, log *slog.Logger, hooks Hooks, opts ...kgo.Opt) (*Queue, error) {
+func NewQueue(brokers []string, group string, cfg QueueConfig, opts ...kgo.Opt) (*Queue, error) {
 	cl, err := streams.NewClient(brokers, append([]kgo.Opt{
 		kgo.ConsumeTopics(Topic(group), ActionsTopic(group)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -83,15 +99,22 @@ func NewQueue(brokers []string, group string, log *slog.Logger, hooks Hooks, opt
 	if err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.Default()
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
 	}
-	return &Queue{group: group, cl: cl, idx: newIndex(), log: log, hooks: hooks,
+	return &Queue{group: group, brokers: brokers, opts: opts, cl: cl, idx: newIndex(), cfg: cfg,
 		pos: map[string]map[int32]int64{}, changed: make(chan struct{})}, nil
 }
 
-// Close releases the client; Run must have returned.
-func (q *Queue) Close() { q.cl.Close() }
+// Close releases the clients; Run must have returned.
+func (q *Queue) Close() {
+	q.cl.Close()
+	q.relMu.Lock()
+	defer q.relMu.Unlock()
+	if q.tx != nil {
+		q.tx.Close()
+	}
+}
 
 // Index is what the queue knows so far (see Sync).
 func (q *Queue) Index() *Index { return q.idx }
@@ -104,13 +127,18 @@ func (q *Queue) Run(ctx context.Context) {
 			return
 		}
 		fs.EachError(func(t string, p int32, err error) {
-			q.log.Warn("reading the dead event queue failed; franz-go retries", "topic", t, "partition", p, "err", err)
+			q.cfg.Log.Warn("reading the dead event queue failed; franz-go retries", "topic", t, "partition", p, "err", err)
 		})
 		q.mu.Lock()
+		touched := map[string]bool{}
 		fs.EachRecord(func(r *kgo.Record) {
 			if !r.Attrs.IsControl() {
-				if err := q.idx.apply(q.group, r); err != nil {
-					q.log.Warn("skipping a record of the dead event queue", "err", err)
+				key, err := q.idx.apply(q.group, r)
+				if err != nil {
+					q.cfg.Log.Warn("skipping a record of the dead event queue", "err", err)
+				}
+				if len(key) > 0 {
+					touched[string(key)] = true
 				}
 			}
 			ps := q.pos[r.Topic]
@@ -123,6 +151,9 @@ func (q *Queue) Run(ctx context.Context) {
 		close(q.changed)
 		q.changed = make(chan struct{})
 		q.mu.Unlock()
+		for k := range touched {
+			q.release(ctx, []byte(k))
+		}
 	}
 }
 
@@ -169,8 +200,11 @@ func (q *Queue) Dead(ctx context.Context, e *Entry) error {
 	}
 	e.QueuePartition, e.QueueOffset = r.Partition, r.Offset
 	q.idx.addEntry(*e)
-	if q.hooks.Dead != nil {
-		q.hooks.Dead(*e)
+	if q.cfg.Hooks.Dead != nil {
+		q.cfg.Hooks.Dead(*e)
+	}
+	if e.Reason == ReasonParked {
+		q.release(ctx, e.Key) // its blocker may have cleared since it was parked
 	}
 	return nil
 }
@@ -183,16 +217,63 @@ func (q *Queue) Done(ctx context.Context, who string, ds ...Redriven) error {
 	}
 	recs := make([]*kgo.Record, len(ds))
 	now := time.Now().UTC()
+	var keys [][]byte
 	for i, d := range ds {
 		a := Action{ID: d.ID, Action: ActionDone, Generation: d.Generation, Who: who, At: now}
-		q.idx.addAction(a)
+		keys = append(keys, q.idx.addAction(a))
 		recs[i] = a.record(ActionsTopic(q.group))
-		if q.hooks.Redriven != nil {
-			q.hooks.Redriven(q.group, d.ID)
+		if q.cfg.Hooks.Redriven != nil {
+			q.cfg.Hooks.Redriven(q.group, d.ID)
 		}
 	}
 	if err := q.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return fmt.Errorf("deadletter: recording redriven events on %s: %w", ActionsTopic(q.group), err)
 	}
+	for _, k := range keys {
+		q.release(ctx, k)
+	}
 	return nil
+}
+
+// ReleaseAll releases the parked events of every key that has cleared:
+// after a consumer starts or is assigned partitions, in case the one that
+// should have released them stopped first.
+func (q *Queue) ReleaseAll(ctx context.Context) {
+	for _, k := range q.idx.parkedKeys() {
+		q.release(ctx, k)
+	}
+}
+
+// release redrives the parked events of key if nothing holds them back any
+// more (Index.Releasable). Two consumers may both release an event: only
+// the first redrive of a generation counts, so it is handled once.
+func (q *Queue) release(ctx context.Context, key []byte) {
+	if q.cfg.Who == "" || len(key) == 0 {
+		return
+	}
+	q.relMu.Lock()
+	defer q.relMu.Unlock()
+	items := q.idx.Releasable(key)
+	if len(items) == 0 {
+		return
+	}
+	if q.tx == nil {
+		tx, err := streams.NewClient(q.brokers, append(transactional("release", q.group), q.opts...)...)
+		if err != nil {
+			q.cfg.Log.Warn("cannot release parked events", "key", string(key), "err", err)
+			return
+		}
+		q.tx = tx
+	}
+	d := Decision{Who: q.cfg.Who, Why: "released: the dead event they waited for was redriven or discarded"}
+	acts, err := redriveTx(ctx, q.tx, q.group, items, d)
+	if err != nil {
+		q.cfg.Log.Warn("releasing parked events failed; they are released when the consumer is next assigned partitions, or with recq dlq redrive",
+			"key", string(key), "events", len(items), "err", err)
+		return
+	}
+	for _, a := range acts {
+		q.idx.addAction(a)
+	}
+	q.cfg.Log.Info("released parked events", "key", string(key), "events", len(acts), "retry", RetryTopic(q.group))
 }

@@ -325,8 +325,8 @@ consumes, in queue order (a key's events in the order they happened), and
 record the decision, in one Kafka transaction. The group handles them like
 new events: success makes them redriven; a new failure brings them back as
 pending with their attempts counted on. Events parked behind a dead event of
-their key stay parked until that one is handled: redrive a key's events
-together with --key.
+their key wait until it is handled; then the group releases them itself, in
+order (recorded as redrives by the consumer). --key redrives them all now.
 
 An aggregate runner's dead commands cannot be redriven: their senders were
 answered "undecodable" and send fixed commands; discard them.`,
@@ -350,8 +350,9 @@ answered "undecodable" and send fixed commands; discard them.`,
 	return cmd
 }
 
-// warnParked says which keys still have pending events that were not
-// redriven: they stay parked behind the redriven ones if those fail.
+// warnParked says what stays pending of the keys redriven: parked events
+// the group releases once these are handled, and other dead events, which
+// need a decision of their own.
 func warnParked(w io.Writer, idx *deadletter.Index, acts []deadletter.Action) {
 	redriven := map[string]bool{}
 	keys := map[string]bool{}
@@ -362,14 +363,21 @@ func warnParked(w io.Writer, idx *deadletter.Index, acts []deadletter.Action) {
 		}
 	}
 	for k := range keys {
-		left := 0
+		parked, other := 0, 0
 		for _, it := range idx.List(deadletter.Filter{Key: k, Status: deadletter.StatusPending}) {
-			if !redriven[it.Entry.ID] {
-				left++
+			switch {
+			case redriven[it.Entry.ID]:
+			case it.Entry.Reason == deadletter.ReasonParked:
+				parked++
+			default:
+				other++
 			}
 		}
-		if left > 0 {
-			fmt.Fprintf(w, "note: key %s has %d more pending events, parked behind these; redrive them with --key %s\n", k, left, k)
+		if parked > 0 {
+			fmt.Fprintf(w, "note: key %s has %d events parked behind these; the group releases them once these are handled\n", k, parked)
+		}
+		if other > 0 {
+			fmt.Fprintf(w, "note: key %s has %d more dead events that were not redriven (recq dlq list --key %s)\n", k, other, k)
 		}
 	}
 }
@@ -380,9 +388,9 @@ func newDLQDiscardCmd(g *globals) *cobra.Command {
 		Use:   "discard GROUP (ID...|--key K|--all) --reason R",
 		Short: "Drop pending dead events for good, saying why",
 		Long: `Record that pending dead events will not be handled. They stay in the queue
-for the record, as discarded. A key's new events flow again once none of its
-events is pending or being redriven: discard (or redrive) the events parked
-behind a discarded one too, e.g. with --key.`,
+for the record, as discarded. Discarding a key's dead event lets the events
+parked behind it through: the group releases them itself, in order. To drop
+those too, discard the key's events together with --key.`,
 		Example: `  recq dlq discard todo.stats.v1 todo.events/0/17 --reason "test data"
   recq dlq discard todo.stats.v1 --key list-42 --reason "list deleted upstream"`,
 		Args: args(cobra.MinimumNArgs(1)),
