@@ -290,7 +290,7 @@ func TestRunnerUndecodableCommandsAreDead(t *testing.T) {
 	if n := len(testenv.ReadTopic(t, addr, deadletter.Topic("todo.runner"))); n != 2 {
 		t.Fatalf("%d records in the queue, want 2", n)
 	}
-	if _, err := deadletter.Redrive(ctx, []string{addr}, "todo.runner", []string{items[0].Entry.ID}, deadletter.Decision{Who: "test"}); !errors.Is(err, deadletter.ErrNoRedrive) {
+	if _, err := deadletter.Redrive(ctx, []string{addr}, "todo.runner", deadletter.Selection{All: true}, deadletter.Decision{Who: "test"}); !errors.Is(err, deadletter.ErrNoRedrive) {
 		t.Fatalf("redrive of a dead command: %v, want ErrNoRedrive", err)
 	}
 }

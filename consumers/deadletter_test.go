@@ -230,7 +230,7 @@ func TestParkedEventsAreRedrivenInOrder(t *testing.T) {
 	defer cancel()
 	redrive := func(why string) {
 		t.Helper()
-		acts, err := deadletter.Redrive(ctx, []string{b.addr}, p.Group(), ids(items), deadletter.Decision{Who: "test", Why: why})
+		acts, err := deadletter.Redrive(ctx, []string{b.addr}, p.Group(), deadletter.Selection{IDs: ids(items)}, deadletter.Decision{Who: "test", Why: why})
 		must(t, err)
 		if len(acts) != len(items) {
 			t.Fatalf("%d actions for %d events", len(acts), len(items))
@@ -250,7 +250,7 @@ func TestParkedEventsAreRedrivenInOrder(t *testing.T) {
 	if e := items[0].Entry; e.Attempts != 6 || e.Reason != deadletter.ReasonHandler {
 		t.Fatalf("the head after failing again: %d attempts (%s), want 6 (3 + 3)", e.Attempts, e.Reason)
 	}
-	if _, err := deadletter.Redrive(ctx, []string{b.addr}, p.Group(), ids(items[:1]), deadletter.Decision{Who: "test"}); err != nil {
+	if _, err := deadletter.Redrive(ctx, []string{b.addr}, p.Group(), deadletter.Selection{IDs: ids(items[:1])}, deadletter.Decision{Who: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	// Fixed: the rest waits for the head; all of them go in order.
@@ -264,7 +264,7 @@ func TestParkedEventsAreRedrivenInOrder(t *testing.T) {
 	// behind it are released by the consumer, in order, and so are those
 	// that arrive while it is being redriven.
 	frozen.Store(false)
-	if _, err := deadletter.Redrive(ctx, []string{b.addr}, p.Group(), ids(items[:1]), deadletter.Decision{Who: "test", Why: "fixed"}); err != nil {
+	if _, err := deadletter.Redrive(ctx, []string{b.addr}, p.Group(), deadletter.Selection{IDs: ids(items[:1])}, deadletter.Decision{Who: "test", Why: "fixed"}); err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/recq/recq/consumers/state"
 	"github.com/recq/recq/deadletter"
+	"github.com/recq/recq/internal/clock"
 	"github.com/recq/recq/streams"
 )
 
@@ -122,7 +123,7 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 		}
 		r.log.Warn("handler failed; retrying", "partition", p.key, "offset", rec.Offset, "attempt", attempt, "kind", kind, "err", err)
 		r.setFailure(&Failure{Partition: p.key, Offset: rec.Offset, Attempts: attempt, Error: err.Error()})
-		if !sleep(ctx, policy.Delay(attempt)) {
+		if !clock.Sleep(ctx, policy.Delay(attempt)) {
 			return false
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/recq/recq/consumers/dedupe"
 	"github.com/recq/recq/consumers/state"
 	"github.com/recq/recq/deadletter"
+	"github.com/recq/recq/internal/clock"
 	"github.com/recq/recq/streams"
 )
 
@@ -635,7 +636,7 @@ func (r *Runner) retry(ctx context.Context, key state.Partition, offset int64, f
 		}
 		r.log.Warn("failed; retrying", "partition", key, "offset", offset, "attempt", attempt, "err", err)
 		r.setFailure(&Failure{Partition: key, Offset: offset, Attempts: attempt, Error: err.Error()})
-		if !sleep(ctx, r.backoff(attempt)) {
+		if !clock.Sleep(ctx, r.backoff(attempt)) {
 			return false
 		}
 	}
@@ -649,17 +650,6 @@ func (r *Runner) backoff(attempt int) time.Duration {
 		d = r.cfg.MaxRetryBackoff
 	}
 	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 func (r *Runner) setFailure(f *Failure) {

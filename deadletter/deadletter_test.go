@@ -224,3 +224,32 @@ func ids(items []Item) []string {
 	}
 	return out
 }
+
+func TestSelection(t *testing.T) {
+	x := newIndex()
+	for i, k := range []string{"a", "b", "a"} {
+		x.addEntry(Entry{ID: ID("t", 0, int64(i)), Topic: "t", Offset: int64(i), Key: []byte(k), Generation: 1, Reason: ReasonHandler, QueueOffset: int64(i)})
+	}
+	x.addAction(Action{ID: ID("t", 0, 1), Action: ActionDiscard, Generation: 1})
+	for _, c := range []struct {
+		sel  Selection
+		want string // ids, or the error's text
+	}{
+		{Selection{All: true}, "t/0/0,t/0/2"},
+		{Selection{Key: "a"}, "t/0/0,t/0/2"},
+		{Selection{Key: "b"}, "no pending dead events (key b)"},
+		{Selection{IDs: []string{"t/0/2", "t/0/0"}}, "t/0/0,t/0/2"},
+		{Selection{IDs: []string{"t/0/1"}}, "t/0/1 is discarded, not pending"},
+		{Selection{IDs: []string{"t/0/9"}}, "t/0/9: no such dead event"},
+		{Selection{}, "select events: ids, a key, or all"},
+	} {
+		items, err := c.sel.pending(x)
+		got := strings.Join(ids(items), ",")
+		if err != nil {
+			got = err.Error()
+		}
+		if got != c.want {
+			t.Errorf("%+v: %q, want %q", c.sel, got, c.want)
+		}
+	}
+}

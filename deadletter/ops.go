@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -79,39 +80,63 @@ type Decision struct {
 	Why string
 }
 
-// pendingItems returns the items of ids in queue order, all pending, or an
-// error naming those that are not.
-func pendingItems(idx *Index, ids []string) ([]Item, error) {
-	items := idx.List(Filter{IDs: ids})
-	if len(items) != len(ids) {
-		found := map[string]bool{}
-		for _, it := range items {
-			found[it.Entry.ID] = true
-		}
-		var missing []error
-		for _, id := range ids {
-			if !found[id] {
-				missing = append(missing, fmt.Errorf("%s: no such dead event", id))
-			}
-		}
-		if err := errors.Join(missing...); err != nil {
-			return nil, err
-		}
+// ErrNothingPending is returned by Redrive and Discard when a key or all
+// was selected and no event is pending.
+var ErrNothingPending = errors.New("no pending dead events")
+
+// Selection names dead events: IDs (each must be pending), or every
+// pending event of Key, or every pending event (All).
+type Selection struct {
+	IDs []string
+	Key string
+	All bool
+}
+
+func (s Selection) String() string {
+	switch {
+	case len(s.IDs) > 0:
+		return strings.Join(s.IDs, " ")
+	case s.Key != "":
+		return "key " + s.Key
 	}
+	return "all"
+}
+
+// pending resolves sel against idx: the items, in queue order, or an
+// error naming those that are not pending.
+func (sel Selection) pending(idx *Index) ([]Item, error) {
+	if len(sel.IDs) == 0 {
+		if sel.Key == "" && !sel.All {
+			return nil, errors.New("select events: ids, a key, or all")
+		}
+		items := idx.List(Filter{Key: sel.Key, Status: StatusPending})
+		if len(items) == 0 {
+			return nil, fmt.Errorf("%w (%s)", ErrNothingPending, sel)
+		}
+		return items, nil
+	}
+	items := idx.List(Filter{IDs: sel.IDs})
+	found := map[string]bool{}
 	var errs []error
 	for _, it := range items {
+		found[it.Entry.ID] = true
 		if it.Status != StatusPending {
 			errs = append(errs, fmt.Errorf("%s is %s, not pending", it.Entry.ID, it.Status))
+		}
+	}
+	for _, id := range sel.IDs {
+		if !found[id] {
+			errs = append(errs, fmt.Errorf("%s: no such dead event", id))
 		}
 	}
 	return items, errors.Join(errs...)
 }
 
-// Redrive republishes the pending dead events ids to the group's retry
-// topic, which only the group consumes, in queue order, and records the
-// decision; both in one Kafka transaction, so an event is redriven once or
-// not at all. It returns the actions recorded.
-func Redrive(ctx context.Context, brokers []string, group string, ids []string, d Decision, opts ...kgo.Opt) ([]Action, error) {
+// Redrive republishes the pending dead events sel names to the group's
+// retry topic, which only the group consumes, in queue order, and records
+// the decision; both in one Kafka transaction, so an event is redriven
+// once or not at all. It returns the actions recorded.
+func Redrive(ctx context.Context, brokers []string, group string, sel Selection, d Decision, opts ...kgo.Opt) ([]Action, error) {
 	idx, err := Load(ctx, brokers, group, opts...)
 	if err != nil {
 		return nil, err
@@ -119,7 +144,7 @@ func Redrive(ctx context.Context, brokers []string, group string, ids []string, 
 	if err := retryExists(ctx, brokers, group, opts); err != nil {
 		return nil, err
 	}
-	items, err := pendingItems(idx, ids)
+	items, err := sel.pending(idx)
 	if err != nil {
 		return nil, fmt.Errorf("deadletter: redrive: %w", err)
 	}
@@ -180,8 +205,9 @@ func redrive(ctx context.Context, cl *kgo.Client, group string, items []Item, d 
 	return acts, cl.ProduceSync(ctx, arecs...).FirstErr()
 }
 
-// Discard records that the pending dead events ids will not be handled.
-func Discard(ctx context.Context, brokers []string, group string, ids []string, d Decision, opts ...kgo.Opt) ([]Action, error) {
+// Discard records that the pending dead events sel names will not be
+// handled.
+func Discard(ctx context.Context, brokers []string, group string, sel Selection, d Decision, opts ...kgo.Opt) ([]Action, error) {
 	if d.Why == "" {
 		return nil, errors.New("deadletter: discard: give a reason")
 	}
@@ -189,7 +215,7 @@ func Discard(ctx context.Context, brokers []string, group string, ids []string, 
 	if err != nil {
 		return nil, err
 	}
-	items, err := pendingItems(idx, ids)
+	items, err := sel.pending(idx)
 	if err != nil {
 		return nil, fmt.Errorf("deadletter: discard: %w", err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/recq/recq/consumers/state"
 	"github.com/recq/recq/deadletter"
 	"github.com/recq/recq/examples/todo"
+	"github.com/recq/recq/internal/clock"
 	"github.com/recq/recq/internal/testenv"
 	"github.com/recq/recq/schema"
 	"github.com/recq/recq/streams"
@@ -111,22 +112,11 @@ func (e *statsEnv) publish(ctx context.Context, n, lists, burst int, pause time.
 			return err
 		}
 		e.published.Add(int64(len(batch)))
-		if !sleepCtx(ctx, pause) {
+		if !clock.Sleep(ctx, pause) {
 			return ctx.Err()
 		}
 	}
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // publishing runs publish in the background; wait for its result with
@@ -308,6 +298,17 @@ func owned(t *testing.T, addr string) (owns, applied int) {
 	return owns, applied
 }
 
+// waitMidStream waits until at least target events of group are applied
+// while published ones wait to be applied (or all n are in): a point with
+// work in hand, not between bursts.
+func (e *statsEnv) waitMidStream(what, group string, target int64, n int) {
+	e.t.Helper()
+	waitFor(e.t, what, 2*time.Minute, func() bool {
+		applied, pub := e.applied(group), e.published.Load()
+		return applied >= target && (pub > applied || pub == int64(n))
+	})
+}
+
 // waitFor polls cond until it holds, failing the test after timeout.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
@@ -362,10 +363,7 @@ func TestProjectorKill9ExactlyOnce(t *testing.T) {
 		// published events wait to be applied (mid-burst): with work in
 		// hand, not between bursts.
 		target := int64(k*events/(kills+1) + rand.IntN(events/(2*(kills+1))))
-		waitFor(t, fmt.Sprintf("kill %d: %d events applied, more to apply", k, target), 2*time.Minute, func() bool {
-			applied, pub := e.applied(group), e.published.Load()
-			return applied >= target && (pub > applied || pub == events) // (or all is in)
-		})
+		e.waitMidStream(fmt.Sprintf("kill %d: %d events applied, more to apply", k, target), group, target, events)
 		proj.Kill9()
 		pub, applied := e.published.Load(), e.applied(group)
 		t.Logf("kill %d: %d of %d events published, %d applied (%d behind)", k, pub, events, applied, pub-applied)
@@ -398,11 +396,7 @@ func TestProjectorTwoMembersOneKilled(t *testing.T) {
 		return ownsA+ownsB == 8 && appliedA > 0 && appliedB > 0
 	})
 	// Then at a random point while published events wait to be applied.
-	target := e.applied(group) + rand.Int64N(10_000)
-	waitFor(t, "a random point mid-stream", time.Minute, func() bool {
-		applied, pub := e.applied(group), e.published.Load()
-		return applied >= target && (pub > applied || pub == events)
-	})
+	e.waitMidStream("a random point mid-stream", group, e.applied(group)+rand.Int64N(10_000), events)
 	ownsA, _ := owned(t, httpA)
 	a.Kill9()
 	killed := time.Now()

@@ -58,11 +58,7 @@ func TestProjectorZombieFenced(t *testing.T) {
 	})
 	// Freeze it at a random point while published events wait to be
 	// applied, so it has work in hand.
-	target := e.applied(group) + rand.Int64N(5000)
-	waitFor(t, "a random point mid-stream", time.Minute, func() bool {
-		applied, pub := e.applied(group), e.published.Load()
-		return applied >= target && (pub > applied || pub == events)
-	})
+	e.waitMidStream("a random point mid-stream", group, e.applied(group)+rand.Int64N(5000), events)
 	pid := pidOf(t, "-instance", "zombie-a")
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)

@@ -58,9 +58,13 @@ func (g *globals) loadDLQ(ctx context.Context, group string) (*deadletter.Index,
 	cl.Close()
 	idx, err := deadletter.Load(ctx, g.brokerList(), group)
 	if errors.Is(err, deadletter.ErrNoQueue) {
-		return nil, fmt.Errorf("consumer group %q has no dead event queue (%s): is the name right? (see: recq groups list)", group, deadletter.Topic(group))
+		return nil, noQueue(group)
 	}
 	return idx, err
+}
+
+func noQueue(group string) error {
+	return fmt.Errorf("consumer group %q has no dead event queue (%s): is the name right? (see: recq groups list)", group, deadletter.Topic(group))
 }
 
 // dlqItem is a dead event as the CLI prints it.
@@ -245,28 +249,15 @@ func (d *decision) flags(cmd *cobra.Command, whyHelp string) {
 	cmd.Flags().VarP(&d.out, "output", "o", "output format: table or json")
 }
 
-// take resolves the events of group named by args (IDs) or the flags, and
-// takes the decision on them with act.
+// take takes the decision with act on the events of group a[0] named by
+// a[1:] (IDs) or the flags; the selection is resolved against the queue as
+// act reads it, so it cannot go stale in between.
 func (d *decision) take(cmd *cobra.Command, g *globals, name string, a []string,
-	act func(context.Context, []string, string, []string, deadletter.Decision, ...kgo.Opt) ([]deadletter.Action, error),
-) (*deadletter.Index, []deadletter.Action, error) {
-	ctx := cmd.Context()
-	idx, err := g.loadDLQ(ctx, a[0])
-	if err != nil {
-		return nil, nil, err
-	}
-	ids, err := d.ids(name, idx, a[1:])
-	if err != nil {
-		return nil, nil, err
-	}
-	acts, err := act(ctx, g.brokerList(), a[0], ids, deadletter.Decision{Who: d.who, Why: d.why})
-	return idx, acts, err
-}
-
-// ids resolves the selection to pending event ids, in queue order.
-func (d *decision) ids(name string, idx *deadletter.Index, args []string) ([]string, error) {
+	act func(context.Context, []string, string, deadletter.Selection, deadletter.Decision, ...kgo.Opt) ([]deadletter.Action, error),
+) ([]deadletter.Action, error) {
+	sel := deadletter.Selection{IDs: a[1:], Key: d.key, All: d.all}
 	n := 0
-	for _, set := range []bool{len(args) > 0, d.key != "", d.all} {
+	for _, set := range []bool{len(sel.IDs) > 0, sel.Key != "", sel.All} {
 		if set {
 			n++
 		}
@@ -274,22 +265,22 @@ func (d *decision) ids(name string, idx *deadletter.Index, args []string) ([]str
 	if n != 1 {
 		return nil, usagef("dlq %s: name the events: IDs, --key K or --all (one of them)", name)
 	}
-	if len(args) > 0 {
-		for _, id := range args {
-			if _, _, _, err := deadletter.ParseID(id); err != nil {
-				return nil, usagef("dlq %s: %v", name, err)
-			}
+	for _, id := range sel.IDs {
+		if _, _, _, err := deadletter.ParseID(id); err != nil {
+			return nil, usagef("dlq %s: %v", name, err)
 		}
-		return args, nil
 	}
-	var ids []string
-	for _, it := range idx.List(deadletter.Filter{Key: d.key, Status: deadletter.StatusPending}) {
-		ids = append(ids, it.Entry.ID)
+	ctx := cmd.Context()
+	cl, err := g.connect(ctx) // reports an unreachable broker the CLI's way
+	if err != nil {
+		return nil, err
 	}
-	if len(ids) == 0 {
-		return nil, fmt.Errorf("no pending dead events to %s", name)
+	cl.Close()
+	acts, err := act(ctx, g.brokerList(), a[0], sel, deadletter.Decision{Who: d.who, Why: d.why})
+	if errors.Is(err, deadletter.ErrNoQueue) {
+		return nil, noQueue(a[0])
 	}
-	return ids, nil
+	return acts, err
 }
 
 func defaultWho() string {
@@ -335,14 +326,16 @@ answered "undecodable" and send fixed commands; discard them.`,
   recq dlq redrive todo.stats.v1 --all`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			idx, acts, err := d.take(cmd, g, "redrive", a, deadletter.Redrive)
+			acts, err := d.take(cmd, g, "redrive", a, deadletter.Redrive)
 			if err != nil {
 				return err
 			}
 			if err := printActions(cmd.OutOrStdout(), d.out, acts, "redriven to "+deadletter.RetryTopic(a[0])); err != nil {
 				return err
 			}
-			warnParked(cmd.ErrOrStderr(), idx, acts)
+			if idx, err := g.loadDLQ(cmd.Context(), a[0]); err == nil {
+				warnParked(cmd.ErrOrStderr(), idx, acts)
+			}
 			return nil
 		},
 	}
@@ -398,7 +391,7 @@ those too, discard the key's events together with --key.`,
 			if d.why == "" {
 				return usagef("dlq discard: --reason is required: it is recorded with the decision")
 			}
-			_, acts, err := d.take(cmd, g, "discard", a, deadletter.Discard)
+			acts, err := d.take(cmd, g, "discard", a, deadletter.Discard)
 			if err != nil {
 				return err
 			}
