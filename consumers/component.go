@@ -20,7 +20,9 @@ import (
 // handlers need one of those or none, and reading them all was the largest
 // per-event cost after decoding.
 type Metadata struct {
-	Group     string // the consumer group handling it
+	Group string // the consumer group handling it
+	// Where the record sits; for an event redriven from the dead event
+	// queue, where it was first written (not the retry topic).
 	Topic     string
 	Partition int32
 	Offset    int64

@@ -206,7 +206,11 @@ func TestParkedEventsAreRedrivenInOrder(t *testing.T) {
 	b := newBank(t, 3)
 	var frozen atomic.Bool
 	frozen.Store(true)
+	var elsewhere atomic.Int64 // handlings that saw another place than the event's own
 	p, read := checkedProjector("parking", 1, func(md consumers.Metadata, _ int64) error {
+		if md.Topic != topic {
+			elsewhere.Add(1)
+		}
 		if md.Key() == "acct-1" && frozen.Load() {
 			return errors.New("acct-1 is frozen")
 		}
@@ -287,6 +291,9 @@ func TestParkedEventsAreRedrivenInOrder(t *testing.T) {
 	equal(t, "after the redrive", read(), want)
 	if got := read().Order["acct-1"]; !slices.Equal(got, want.Order["acct-1"]) {
 		t.Fatalf("acct-1 applied in the order %v, the topic's is %v", got, want.Order["acct-1"])
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Fatalf("%d redriven events showed the handler the retry topic, not where they were written", n)
 	}
 	// New events of the account are applied at once.
 	b.publish(100, 5)

@@ -87,6 +87,10 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 		return true
 	}
 	p.cur.h, p.cur.rec, p.cur.md = h, rec, metadata(r.group, rec)
+	if d.ID != "" {
+		// A redriven event shows the handler where it was first written.
+		p.cur.md.Topic, p.cur.md.Partition, p.cur.md.Offset, _ = deadletter.ParseID(d.ID)
+	}
 	policy := r.cfg.Retry
 	if h.policy != nil {
 		policy = *h.policy

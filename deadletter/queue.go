@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/recq/recq/internal/clock"
 	"github.com/recq/recq/streams"
 )
 
@@ -266,7 +267,13 @@ func (q *Queue) release(ctx context.Context, key []byte) {
 		q.tx = tx
 	}
 	d := Decision{Who: q.cfg.Who, Why: "released: the dead event they waited for was redriven or discarded"}
-	acts, err := redriveTx(ctx, q.tx, q.group, items, d)
+	var acts []Action
+	var err error
+	for attempt := range 3 { // a short outage; longer ones wait for ReleaseAll
+		if acts, err = redriveTx(ctx, q.tx, q.group, items, d); err == nil || !clock.Sleep(ctx, 100*time.Millisecond<<attempt) {
+			break
+		}
+	}
 	if err != nil {
 		q.cfg.Log.Warn("releasing parked events failed; they are released when the consumer is next assigned partitions, or with recq dlq redrive",
 			"key", string(key), "events", len(items), "err", err)
