@@ -144,6 +144,9 @@ func TestPoisonEventsGoToTheDeadEventQueue(t *testing.T) {
 	}
 
 	dead := set(ids(idx.List(deadletter.Filter{})))
+	if n := r.Status().Dead; n != len(dead) {
+		t.Fatalf("Status().Dead = %d, the queue holds %d pending", n, len(dead))
+	}
 	got := read()
 	equal(t, "ledger without the dead events", got, b.foldWithout(dead))
 	var applied, unhandled, total int

@@ -325,7 +325,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			return fmt.Errorf("consumers: %s: %w", r.group, err)
 		}
 		defer stop()
+		r.mu.Lock() // Status reads it
 		r.q = q
+		r.mu.Unlock()
 		opts = append(opts, kgo.ConsumeTopics(append(slices.Clone(r.c.topics), r.retryTopic)...))
 	}
 	cl, err := streams.Dial(ctx, r.brokers, append(opts, r.cfg.ClientOptions...)...)

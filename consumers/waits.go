@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/recq/recq/consumers/state"
+	"github.com/recq/recq/deadletter"
 )
 
 // remotePoll is how often a wait re-reads positions this member does not
@@ -64,6 +65,10 @@ type Status struct {
 	Partitions []PartitionStatus
 	// Failing is the event or commit being retried, if any.
 	Failing *Failure `json:",omitempty"`
+	// Dead counts the group's dead events waiting for a decision (recq
+	// dlq list), parked ones included, as far as this member has read its
+	// dead event queue.
+	Dead int
 }
 
 // PartitionStatus is one owned partition's progress.
@@ -80,6 +85,9 @@ func (r *Runner) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := Status{Group: r.group, Running: r.running.Load(), Ready: r.atHead}
+	if r.q != nil {
+		s.Dead = r.q.Index().Count(deadletter.StatusPending)
+	}
 	if r.failing != nil {
 		f := *r.failing
 		s.Failing = &f

@@ -315,6 +315,22 @@ func (x *Index) Releasable(key []byte) []Item {
 	return out
 }
 
+// Count is how many events have status st.
+func (x *Index) Count(st Status) int {
+	if x.n.Load() == 0 {
+		return 0
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n := 0
+	for _, it := range x.items {
+		if it.Status == st {
+			n++
+		}
+	}
+	return n
+}
+
 // Filter selects items for List; zero fields select everything.
 type Filter struct {
 	Key    string
