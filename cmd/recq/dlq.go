@@ -105,7 +105,9 @@ func newDLQListCmd(g *globals) *cobra.Command {
 		Short: "List a group's dead events (pending ones by default)",
 		Long: `List the dead events of a consumer group in queue order (a key's events in
 the order they happened). By default only pending ones: those waiting for a
-decision. -o json prints one JSON object per line.`,
+decision. GEN counts how often an event died: above 1, it failed again after
+a redrive (ATTEMPTS counts every failed handling). -o json prints one JSON
+object per line.`,
 		Example: `  recq dlq list todo.stats.v1
   recq dlq list todo.stats.v1 --key list-42 --status all -o json`,
 		Args: args(cobra.ExactArgs(1)),
@@ -136,14 +138,14 @@ decision. -o json prints one JSON object per line.`,
 				return nil
 			}
 			return render(w, out, nil, func(w io.Writer) {
-				fmt.Fprintln(w, "ID\tSTATUS\tREASON\tATTEMPTS\tKEY\tLAST FAILURE\tERROR")
+				fmt.Fprintln(w, "ID\tSTATUS\tREASON\tATTEMPTS\tGEN\tKEY\tLAST FAILURE\tERROR")
 				for _, it := range items {
 					v := viewItem(it)
 					msg := v.Error
 					if v.Reason == deadletter.ReasonParked {
 						msg = "behind " + v.ParkedBehind
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", v.ID, v.Status, v.Reason, v.Attempts, v.Key,
+					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", v.ID, v.Status, v.Reason, v.Attempts, v.Generation, v.Key,
 						v.LastFailure.Format(time.RFC3339), firstLine(msg, 80))
 				}
 				fmt.Fprintf(w, "%d dead events\n", len(items))
