@@ -24,7 +24,11 @@ func TestRunnerSnapshots(t *testing.T) {
 		"redis": func(t *testing.T) snapshot.Store {
 			cl := redis.NewClient(&redis.Options{Addr: testenv.Redis(t).Addr})
 			t.Cleanup(func() { cl.Close() })
-			return snapshot.NewRedis(cl)
+			s, err := snapshot.NewRedis(cl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
 		},
 	}
 	for name, newStore := range stores {

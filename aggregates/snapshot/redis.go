@@ -79,24 +79,23 @@ type redisStore struct {
 // owns client (and closes it). Every operation is a single command or
 // script on a single key, so the store works with Redis Cluster too.
 //
-// NewRedis panics if client is nil or the options do not pass
-// RedisConfig.Validate: both are programming errors, and a panic finds them
-// at startup rather than at the first snapshot.
-func NewRedis(client redis.UniversalClient, opts ...RedisOption) Store {
+// NewRedis reports a nil client or options that do not pass
+// RedisConfig.Validate, like the consumer-state stores.
+func NewRedis(client redis.UniversalClient, opts ...RedisOption) (Store, error) {
 	var cfg RedisConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
 	if client == nil {
-		panic("snapshot: NewRedis: nil client")
+		return nil, errors.New("snapshot: NewRedis: nil client")
 	}
 	if err := cfg.Validate(); err != nil {
-		panic(err)
+		return nil, err
 	}
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = DefaultKeyPrefix
 	}
-	return &redisStore{c: client, cfg: cfg, addr: addrOf(client)}
+	return &redisStore{c: client, cfg: cfg, addr: addrOf(client)}, nil
 }
 
 func addrOf(c redis.UniversalClient) string {

@@ -21,7 +21,7 @@ func TestRedis(t *testing.T) {
 	c := client(t, testenv.Redis(t).Addr)
 	snapshottest.Run(t, func(t *testing.T) snapshot.Store {
 		// Every subtest has its own keys in the one server.
-		return snapshot.NewRedis(c, snapshot.WithKeyPrefix(t.Name()+":"))
+		return redisStore(t, c, snapshot.WithKeyPrefix(t.Name()+":"))
 	})
 }
 
@@ -29,6 +29,15 @@ func client(t testing.TB, addr string) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+func redisStore(t testing.TB, c *redis.Client, opts ...snapshot.RedisOption) snapshot.Store {
+	t.Helper()
+	s, err := snapshot.NewRedis(c, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func testSnapshot(version int64) snapshot.Snapshot {
@@ -42,13 +51,13 @@ func TestRedisKeys(t *testing.T) {
 	ctx := t.Context()
 	const key = snapshot.DefaultKeyPrefix + "todo:a:b"
 
-	if err := snapshot.NewRedis(c, snapshot.WithTTL(time.Hour)).Save(ctx, testSnapshot(1)); err != nil {
+	if err := redisStore(t, c, snapshot.WithTTL(time.Hour)).Save(ctx, testSnapshot(1)); err != nil {
 		t.Fatal(err)
 	}
 	if ttl := c.PTTL(ctx, key).Val(); ttl <= 59*time.Minute || ttl > time.Hour {
 		t.Fatalf("PTTL %s = %v after a save with TTL 1h", key, ttl)
 	}
-	if err := snapshot.NewRedis(c).Save(ctx, testSnapshot(2)); err != nil {
+	if err := redisStore(t, c).Save(ctx, testSnapshot(2)); err != nil {
 		t.Fatal(err)
 	}
 	// PTTL answers -1 for a key without expiry.
@@ -62,7 +71,7 @@ func TestRedisKeys(t *testing.T) {
 func TestRedisForeignKey(t *testing.T) {
 	c := client(t, testenv.Redis(t).Addr)
 	ctx := t.Context()
-	s := snapshot.NewRedis(c)
+	s := redisStore(t, c)
 	c.HSet(ctx, snapshot.DefaultKeyPrefix+"todo:hash", "version", "x")
 	c.Set(ctx, snapshot.DefaultKeyPrefix+"todo:string", "x", 0)
 
@@ -88,7 +97,7 @@ func TestRedisDown(t *testing.T) {
 		DialerRetries: 1,
 	})
 	t.Cleanup(func() { c.Close() })
-	s := snapshot.NewRedis(c)
+	s := redisStore(t, c)
 	ctx := t.Context()
 	if err := s.Save(ctx, testSnapshot(1)); err != nil {
 		t.Fatal(err)
@@ -128,12 +137,12 @@ func TestRedisConfig(t *testing.T) {
 		t.Errorf("zero RedisConfig: %v", err)
 	}
 	c := client(t, "127.0.0.1:1") // never dialled
-	defer func() {
-		if recover() == nil {
-			t.Error("NewRedis with a negative TTL did not panic")
-		}
-	}()
-	snapshot.NewRedis(c, snapshot.WithTTL(-1))
+	if _, err := snapshot.NewRedis(c, snapshot.WithTTL(-1)); err == nil {
+		t.Error("NewRedis with a negative TTL: no error")
+	}
+	if _, err := snapshot.NewRedis(nil); err == nil {
+		t.Error("NewRedis without a client: no error")
+	}
 }
 
 func BenchmarkSave(b *testing.B) {
@@ -165,6 +174,6 @@ func BenchmarkLoad(b *testing.B) {
 func benchStores(b *testing.B, bench func(b *testing.B, s snapshot.Store)) {
 	b.Run("memory", func(b *testing.B) { bench(b, snapshot.NewMemory()) })
 	b.Run("redis", func(b *testing.B) {
-		bench(b, snapshot.NewRedis(client(b, testenv.Redis(b).Addr)))
+		bench(b, redisStore(b, client(b, testenv.Redis(b).Addr)))
 	})
 }

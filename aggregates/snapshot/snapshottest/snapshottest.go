@@ -4,7 +4,8 @@
 //	func TestRedis(t *testing.T) {
 //		srv := testenv.Redis(t)
 //		snapshottest.Run(t, func(t *testing.T) snapshot.Store {
-//			return snapshot.NewRedis(client(t, srv.Addr), snapshot.WithKeyPrefix(t.Name()+":"))
+//			s, _ := snapshot.NewRedis(client(t, srv.Addr), snapshot.WithKeyPrefix(t.Name()+":"))
+//			return s
 //		})
 //	}
 //
