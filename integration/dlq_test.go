@@ -31,6 +31,7 @@ func (e *statsEnv) publishList(ctx context.Context, list string, events ...any) 
 	if err := e.pub.Publish(ctx, recs...); err != nil {
 		e.t.Fatal(err)
 	}
+	e.published.Add(int64(len(recs)))
 }
 
 // dlqItem is a line of `recq dlq list -o json`.
