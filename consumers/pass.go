@@ -217,7 +217,7 @@ func (p *pass) committed(ctx context.Context) {
 	if len(p.redriven) == 0 {
 		return
 	}
-	if err := p.r.q.Done(ctx, p.r.who(), p.redriven...); err != nil {
+	if err := p.r.q.Done(ctx, p.redriven...); err != nil {
 		p.r.log.Warn("recording handled redriven events failed; they are recorded when their retry partition is next assigned", "err", err)
 	}
 }

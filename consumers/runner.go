@@ -691,6 +691,15 @@ func (r *Runner) reclaimFenced(ctx context.Context, cl *kgo.Client, poll uint64)
 		}
 	}
 	r.mu.Unlock()
+	if len(fenced) == 0 {
+		return
+	}
+	type claimed struct {
+		lease state.Lease
+		next  int64
+	}
+	reclaimed := map[state.Partition]claimed{}
+	offsets := map[string]map[int32]kgo.Offset{}
 	for _, key := range fenced {
 		l, err := r.claim(ctx, key)
 		if err != nil {
@@ -709,16 +718,23 @@ func (r *Runner) reclaimFenced(ctx context.Context, cl *kgo.Client, poll uint64)
 			o, _ := starts.Lookup(key.Topic, key.Partition)
 			next = o.Offset
 		}
-		// The other owner may have sent records past next to the dead event
-		// queue: know them before handling those records again.
-		if err := r.syncQueue(ctx, map[string]map[int32]kgo.Offset{key.Topic: {key.Partition: kgo.NewOffset().At(next)}}); err != nil {
-			r.log.Warn("reading the dead event queue after a fenced commit failed; trying again after the next poll", "partition", key, "err", err)
-			continue
+		reclaimed[key] = claimed{l, next}
+		if offsets[key.Topic] == nil {
+			offsets[key.Topic] = map[int32]kgo.Offset{}
 		}
-		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{key.Topic: {key.Partition: {Epoch: -1, Offset: next}}})
+		offsets[key.Topic][key.Partition] = kgo.NewOffset().At(next)
+	}
+	// The other owners may have sent records past these positions to the
+	// dead event queue: know them before handling those records again.
+	if err := r.syncQueue(ctx, offsets); err != nil {
+		r.log.Warn("reading the dead event queue after a fenced commit failed; trying again after the next poll", "err", err)
+		return
+	}
+	for key, c := range reclaimed {
+		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{key.Topic: {key.Partition: {Epoch: -1, Offset: c.next}}})
 		r.mu.Lock()
 		if p := r.parts[key]; p != nil {
-			p.lease, p.next, p.seeked, p.fenced = l, next, poll, false
+			p.lease, p.next, p.seeked, p.fenced = c.lease, c.next, poll, false
 		}
 		r.mu.Unlock()
 	}
@@ -818,7 +834,7 @@ func (r *Runner) syncQueue(ctx context.Context, offsets map[string]map[int32]kgo
 	}
 	for n, o := range offsets[r.retryTopic] {
 		if ds := r.q.Index().HandledRedrives(n, o.EpochOffset().Offset); len(ds) > 0 {
-			if err := r.q.Done(ctx, r.who(), ds...); err != nil {
+			if err := r.q.Done(ctx, ds...); err != nil {
 				r.log.Warn("recording handled redriven events failed", "err", err)
 			}
 		}

@@ -188,6 +188,8 @@ func ParseEntry(r *kgo.Record) (Entry, error) {
 	}
 	if e.ID == "" {
 		errs = append(errs, "no "+HeaderID+" header")
+	} else if _, _, _, err := ParseID(e.ID); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if len(errs) > 0 {
 		return e, fmt.Errorf("deadletter: %s/%d@%d is not a dead event: %s", r.Topic, r.Partition, r.Offset, strings.Join(errs, ", "))
@@ -219,21 +221,9 @@ type Redriven struct {
 	FirstFailure time.Time
 }
 
-// ParseRedriven reads the dead-event headers of a retry topic's record.
+// ParseRedriven reads the dead-event headers of a retry topic's record
+// (the ones retryRecord writes); a malformed count reads as zero.
 func ParseRedriven(r *kgo.Record) (Redriven, bool) {
-	var d Redriven
-	for _, h := range r.Headers {
-		v := string(h.Value)
-		switch h.Key {
-		case HeaderID:
-			d.ID = v
-		case HeaderAttempts:
-			d.Attempts, _ = strconv.Atoi(v)
-		case HeaderGeneration:
-			d.Generation, _ = strconv.Atoi(v)
-		case HeaderFirstFailure:
-			d.FirstFailure, _ = time.Parse(time.RFC3339Nano, v)
-		}
-	}
-	return d, d.ID != ""
+	e, _ := ParseEntry(r)
+	return Redriven{ID: e.ID, Attempts: e.Attempts, Generation: e.Generation, FirstFailure: e.FirstFailure}, e.ID != ""
 }

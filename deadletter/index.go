@@ -80,10 +80,9 @@ type Item struct {
 // Index holds every dead event of one consumer group, built from the dead
 // event queue and the actions topic. It is safe for concurrent use.
 type Index struct {
-	mu       sync.Mutex
-	items    map[string]*Item
-	byOrigin map[origin]*Item
-	byKey    map[string][]*Item // items of each non-empty key, in queue order
+	mu    sync.Mutex
+	items map[origin]*Item   // by id, unformatted: a consumer asks about every event
+	byKey map[string][]*Item // items of each non-empty key, in queue order
 	// early holds actions on ids whose entry has not been read yet: the
 	// two topics are read concurrently, so an action can come first.
 	early map[string][]Action
@@ -99,8 +98,14 @@ type origin struct {
 	offset    int64
 }
 
+// originOf parses an id; ok is false for one that ID did not make.
+func originOf(id string) (o origin, ok bool) {
+	t, p, off, err := ParseID(id)
+	return origin{t, p, off}, err == nil
+}
+
 func newIndex() *Index {
-	return &Index{items: map[string]*Item{}, byOrigin: map[origin]*Item{}, byKey: map[string][]*Item{}, early: map[string][]Action{}}
+	return &Index{items: map[origin]*Item{}, byKey: map[string][]*Item{}, early: map[string][]Action{}}
 }
 
 // apply reads one record of the queue or the actions topic and returns
@@ -117,22 +122,26 @@ func (x *Index) apply(group string, r *kgo.Record) ([]byte, error) {
 		return e.Key, nil
 	case ActionsTopic(group):
 		var a Action
-		if err := json.Unmarshal(r.Value, &a); err != nil || a.ID == "" {
+		if err := json.Unmarshal(r.Value, &a); err != nil {
 			return nil, fmt.Errorf("deadletter: %s/%d@%d is not an action: %v", r.Topic, r.Partition, r.Offset, err)
+		}
+		if _, ok := originOf(a.ID); !ok {
+			return nil, fmt.Errorf("deadletter: %s/%d@%d is not an action: id %q", r.Topic, r.Partition, r.Offset, a.ID)
 		}
 		return x.addAction(a), nil
 	}
 	return nil, nil
 }
 
+// addEntry records e, whose id ParseEntry checked.
 func (x *Index) addEntry(e Entry) {
+	o, _ := originOf(e.ID)
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	it := x.items[e.ID]
+	it := x.items[o]
 	if it == nil {
 		it = &Item{seq: e.QueueOffset}
-		x.items[e.ID] = it
-		x.byOrigin[origin{e.Topic, e.Partition, e.Offset}] = it
+		x.items[o] = it
 		x.n.Add(1)
 		it.Actions = x.early[e.ID]
 		delete(x.early, e.ID)
@@ -149,9 +158,10 @@ func (x *Index) addEntry(e Entry) {
 
 // addAction records a and returns the key of its event (nil if unknown).
 func (x *Index) addAction(a Action) []byte {
+	o, _ := originOf(a.ID)
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	it := x.items[a.ID]
+	it := x.items[o]
 	if it == nil {
 		// Read before its entry (or its entry is gone, and this stays here).
 		x.early[a.ID] = append(x.early[a.ID], a)
@@ -211,7 +221,7 @@ func (x *Index) Has(topic string, partition int32, offset int64) bool {
 	}
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	_, ok := x.byOrigin[origin{topic, partition, offset}]
+	_, ok := x.items[origin{topic, partition, offset}]
 	return ok
 }
 
@@ -219,11 +229,20 @@ func (x *Index) Has(topic string, partition int32, offset int64) bool {
 func (x *Index) Get(id string) (Item, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	it, ok := x.items[id]
-	if !ok {
+	it := x.item(id)
+	if it == nil {
 		return Item{}, false
 	}
 	return it.copy(), true
+}
+
+// item is the item of id, or nil; x.mu is held.
+func (x *Index) item(id string) *Item {
+	o, ok := originOf(id)
+	if !ok {
+		return nil
+	}
+	return x.items[o]
 }
 
 func (it *Item) copy() Item {
@@ -254,7 +273,7 @@ func (x *Index) Blocker(key []byte, topic string, partition int32, offset int64)
 // it come before it on the retry topic, in order).
 func (x *Index) BlockerOfRedriven(key []byte, id string) string {
 	x.mu.Lock()
-	it := x.items[id]
+	it := x.item(id)
 	x.mu.Unlock()
 	if it == nil {
 		return ""
@@ -285,7 +304,7 @@ func (x *Index) blocker(key []byte, blocks func(*Item) bool) string {
 func (x *Index) RedriveAt(id string, generation int, partition int32, offset int64) (Status, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	it := x.items[id]
+	it := x.item(id)
 	if it == nil || it.redrive == nil || it.Entry.Generation != generation {
 		return "", false
 	}
@@ -344,9 +363,9 @@ func (x *Index) List(f Filter) []Item {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var out []Item
-	for id, it := range x.items {
+	for _, it := range x.items {
 		if (f.Key != "" && string(it.Entry.Key) != f.Key) || (f.Status != "" && it.Status != f.Status) ||
-			(len(f.IDs) > 0 && !slices.Contains(f.IDs, id)) {
+			(len(f.IDs) > 0 && !slices.Contains(f.IDs, it.Entry.ID)) {
 			continue
 		}
 		out = append(out, it.copy())

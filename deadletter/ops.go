@@ -38,21 +38,30 @@ func Load(ctx context.Context, brokers []string, group string, opts ...kgo.Opt) 
 	return q.idx, nil
 }
 
-func exists(ctx context.Context, brokers []string, group string, opts []kgo.Opt) error {
+// missing returns the first of topics that does not exist, or "".
+func missing(ctx context.Context, brokers []string, opts []kgo.Opt, topics ...string) (string, error) {
 	cl, err := streams.Dial(ctx, brokers, opts...)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer cl.Close()
 	adm := streams.NewAdmin(cl)
-	for _, t := range []string{Topic(group), ActionsTopic(group)} {
+	for _, t := range topics {
 		if _, err := adm.DescribeTopic(ctx, t); errors.Is(err, streams.ErrTopicNotFound) {
-			return fmt.Errorf("deadletter: group %s: %w (topic %s is missing)", group, ErrNoQueue, t)
+			return t, nil
 		} else if err != nil {
-			return err
+			return "", err
 		}
 	}
-	return nil
+	return "", nil
+}
+
+func exists(ctx context.Context, brokers []string, group string, opts []kgo.Opt) error {
+	t, err := missing(ctx, brokers, opts, Topic(group), ActionsTopic(group))
+	if err == nil && t != "" {
+		err = fmt.Errorf("deadletter: group %s: %w (topic %s is missing)", group, ErrNoQueue, t)
+	}
+	return err
 }
 
 // ErrNoRedrive is returned by Redrive for a group that consumes no retry
@@ -60,18 +69,12 @@ func exists(ctx context.Context, brokers []string, group string, opts []kgo.Opt)
 var ErrNoRedrive = errors.New("group takes no redrives")
 
 func retryExists(ctx context.Context, brokers []string, group string, opts []kgo.Opt) error {
-	cl, err := streams.Dial(ctx, brokers, opts...)
-	if err != nil {
-		return err
+	t, err := missing(ctx, brokers, opts, RetryTopic(group))
+	if err == nil && t != "" {
+		err = fmt.Errorf("deadletter: group %s: %w: it consumes no %s (an aggregate runner: the sender of a command that could not be read was answered, and sends a fixed one; discard the dead one)",
+			group, ErrNoRedrive, t)
 	}
-	defer cl.Close()
-	if _, err := streams.NewAdmin(cl).DescribeTopic(ctx, RetryTopic(group)); errors.Is(err, streams.ErrTopicNotFound) {
-		return fmt.Errorf("deadletter: group %s: %w: it consumes no %s (an aggregate runner: the sender of a command that could not be read was answered, and sends a fixed one; discard the dead one)",
-			group, ErrNoRedrive, RetryTopic(group))
-	} else if err != nil {
-		return err
-	}
-	return nil
+	return err
 }
 
 // Decision is who takes an action and why.

@@ -210,9 +210,9 @@ func (q *Queue) Dead(ctx context.Context, e *Entry) error {
 	return nil
 }
 
-// Done records that the redriven events ds were handled: their entries
-// become redriven, and their keys move on.
-func (q *Queue) Done(ctx context.Context, who string, ds ...Redriven) error {
+// Done records, as QueueConfig.Who, that the redriven events ds were
+// handled: their entries become redriven, and their keys move on.
+func (q *Queue) Done(ctx context.Context, ds ...Redriven) error {
 	if len(ds) == 0 {
 		return nil
 	}
@@ -220,7 +220,7 @@ func (q *Queue) Done(ctx context.Context, who string, ds ...Redriven) error {
 	now := time.Now().UTC()
 	var keys [][]byte
 	for i, d := range ds {
-		a := Action{ID: d.ID, Action: ActionDone, Generation: d.Generation, Who: who, At: now}
+		a := Action{ID: d.ID, Action: ActionDone, Generation: d.Generation, Who: q.cfg.Who, At: now}
 		keys = append(keys, q.idx.addAction(a))
 		recs[i] = a.record(ActionsTopic(q.group))
 		if q.cfg.Hooks.Redriven != nil {
