@@ -247,12 +247,7 @@ func (r *Runner[S]) ensureQueue(ctx context.Context) error {
 		return err
 	}
 	defer cl.Close()
-	adm := streams.NewAdmin(cl)
-	partitions := int32(1)
-	if ends, err := adm.EndOffsets(ctx, CommandsTopic(r.agg.name)); err == nil {
-		partitions = max(partitions, int32(len(ends[CommandsTopic(r.agg.name)])))
-	}
-	return deadletter.EnsureTopics(ctx, adm, r.group, partitions, false)
+	return deadletter.EnsureTopics(ctx, streams.NewAdmin(cl), r.group, false, CommandsTopic(r.agg.name))
 }
 
 // Run handles commands until ctx ends, then leaves the group.

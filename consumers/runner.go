@@ -367,16 +367,7 @@ func (r *Runner) openQueue(ctx context.Context) (q *deadletter.Queue, stop func(
 	if err != nil {
 		return nil, nil, err
 	}
-	adm := streams.NewAdmin(cl)
-	partitions := int32(1)
-	for _, t := range r.c.topics {
-		// A topic not created yet counts for nothing: keys keep their order
-		// in the queue whatever its width.
-		if ends, err := adm.EndOffsets(ctx, t); err == nil {
-			partitions = max(partitions, int32(len(ends[t])))
-		}
-	}
-	err = deadletter.EnsureTopics(ctx, adm, r.group, partitions, true)
+	err = deadletter.EnsureTopics(ctx, streams.NewAdmin(cl), r.group, true, r.c.topics...)
 	cl.Close()
 	if err != nil {
 		return nil, nil, err

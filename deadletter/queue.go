@@ -64,13 +64,20 @@ type QueueConfig struct {
 
 // EnsureTopics creates the group's queue and actions topics, and with
 // retry its retry topic, if they are missing: the queue and the retry
-// topic with partitions partitions (records are keyed, so a key's events
-// keep their order), the actions topic with one (one order for every
-// decision). The queue and the actions are kept without a time limit
-// (retention.ms=-1): a dead event waits for a decision however long it
-// takes. A group without a retry topic does not take redrives.
-func EnsureTopics(ctx context.Context, adm *streams.Admin, group string, partitions int32, retry bool) error {
-	// Dead events stay until someone decides about them: no time limit.
+// topic as wide as the widest of sources, the topics the group reads
+// (records are keyed, so a key's events keep their order whatever the
+// width; a source not created yet counts for nothing), the actions topic
+// with one partition (one order for every decision). The queue and the
+// actions are kept without a time limit (retention.ms=-1): a dead event
+// waits for a decision however long it takes. A group without a retry
+// topic does not take redrives.
+func EnsureTopics(ctx context.Context, adm *streams.Admin, group string, retry bool, sources ...string) error {
+	partitions := int32(1)
+	for _, t := range sources {
+		if ends, err := adm.EndOffsets(ctx, t); err == nil {
+			partitions = max(partitions, int32(len(ends[t])))
+		}
+	}
 	keep := map[string]string{"retention.ms": "-1"}
 	specs := []streams.TopicSpec{
 		{Name: Topic(group), Partitions: partitions, Configs: keep},
