@@ -49,22 +49,29 @@ on, its attempts counted on.`,
 	return cmd
 }
 
-// loadDLQ reads group's queue with the CLI's error messages.
-func (g *globals) loadDLQ(ctx context.Context, group string) (*deadletter.Index, error) {
-	cl, err := g.connect(ctx) // reports an unreachable broker the CLI's way
+// onQueue runs fn, a deadletter call on group's queue, with the CLI's
+// error messages: an unreachable broker, a group without a queue.
+func (g *globals) onQueue(ctx context.Context, group string, fn func(brokers []string) error) error {
+	cl, err := g.connect(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	cl.Close()
-	idx, err := deadletter.Load(ctx, g.brokerList(), group)
-	if errors.Is(err, deadletter.ErrNoQueue) {
-		return nil, noQueue(group)
+	if err := fn(g.brokerList()); errors.Is(err, deadletter.ErrNoQueue) {
+		return fmt.Errorf("consumer group %q has no dead event queue (%s): is the name right? (see: recq groups list)", group, deadletter.Topic(group))
+	} else if err != nil {
+		return err
 	}
-	return idx, err
+	return nil
 }
 
-func noQueue(group string) error {
-	return fmt.Errorf("consumer group %q has no dead event queue (%s): is the name right? (see: recq groups list)", group, deadletter.Topic(group))
+// loadDLQ reads group's queue.
+func (g *globals) loadDLQ(ctx context.Context, group string) (idx *deadletter.Index, err error) {
+	err = g.onQueue(ctx, group, func(brokers []string) (err error) {
+		idx, err = deadletter.Load(ctx, brokers, group)
+		return err
+	})
+	return idx, err
 }
 
 // dlqItem is a dead event as the CLI prints it.
@@ -273,15 +280,11 @@ func (d *decision) take(cmd *cobra.Command, g *globals, name string, a []string,
 		}
 	}
 	ctx := cmd.Context()
-	cl, err := g.connect(ctx) // reports an unreachable broker the CLI's way
-	if err != nil {
-		return nil, err
-	}
-	cl.Close()
-	acts, err := act(ctx, g.brokerList(), a[0], sel, deadletter.Decision{Who: d.who, Why: d.why})
-	if errors.Is(err, deadletter.ErrNoQueue) {
-		return nil, noQueue(a[0])
-	}
+	var acts []deadletter.Action
+	err := g.onQueue(ctx, a[0], func(brokers []string) (err error) {
+		acts, err = act(ctx, brokers, a[0], sel, deadletter.Decision{Who: d.who, Why: d.why})
+		return err
+	})
 	return acts, err
 }
 
