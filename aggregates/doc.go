@@ -47,6 +47,30 @@
 // safely. An aggregate is loaded from its latest snapshot (if any) and the
 // events after it in its partition, and kept in an LRU cache.
 //
+// # The event store
+//
+// The events topic is the event store, and the runner guards it:
+//
+//   - An aggregate lives in one partition of both topics: the one Kafka's
+//     default partitioner (murmur2, streams.KeyPartition) gives its id.
+//     Commands that another client placed elsewhere (kcat and librdkafka
+//     hash with crc32) are moved there in the transaction that consumes
+//     them, and events are written to it explicitly.
+//   - The partition count is fixed for life: events record it
+//     (HeaderPartitions) and a runner refuses topics whose count differs or
+//     changed. Scaling an aggregate is a new topic pair and a copy of its
+//     events (docs/ARCHITECTURE.md, "Scaling an aggregate").
+//   - The events topic deletes nothing: EnsureTopics creates it with
+//     EventsTopicConfigs, and a runner refuses one with a finite retention
+//     or compaction unless WithFiniteRetention is given.
+//   - A load reads the aggregate's events to the partition's end and waits
+//     for its own records in transactions still open (up to LoadWait, then
+//     the batch is retried): it never decides on a history that stops
+//     short of an event that is, or may yet be, committed.
+//
+// Run returns an error wrapping ErrTopics, saying what to do, when one of
+// these does not hold.
+//
 // # Testing
 //
 // Fixture runs the real handlers without a broker, in Axon's

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"strconv"
 	"sync"
@@ -12,8 +13,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/recq/recq/aggregates/snapshot"
 	"github.com/recq/recq/deadletter"
+	"github.com/recq/recq/internal/clock"
 	"github.com/recq/recq/streams"
 )
 
@@ -26,12 +27,6 @@ const (
 // Codec is what the command side needs of a serde: encoding, decoding and
 // the type name a value travels under (recq-type). schema.Serde implements it.
 type Codec = streams.TypedCodec
-
-// CommandsTopic and EventsTopic name an aggregate's topics.
-func CommandsTopic(aggregate string) string { return aggregate + ".commands" }
-
-// EventsTopic is the topic an aggregate's events are stored on.
-func EventsTopic(aggregate string) string { return aggregate + ".events" }
 
 // typeTable maps recq-type names to the Go types registered for them.
 type typeTable map[string]reflect.Type
@@ -59,30 +54,6 @@ func (tt typeTable) decode(ctx context.Context, codec Codec, r *kgo.Record, typ 
 		return nil, err
 	}
 	return v.Elem().Interface(), nil
-}
-
-// EnsureTopics creates an aggregate's command and event topics with n
-// partitions, or checks that existing ones are co-partitioned: the same key
-// must land in the same partition of both, which holds only with equal
-// partition counts.
-func EnsureTopics(ctx context.Context, adm *streams.Admin, aggregate string, n int32) error {
-	counts := map[string]int{}
-	for _, topic := range []string{CommandsTopic(aggregate), EventsTopic(aggregate)} {
-		err := adm.CreateTopic(ctx, streams.TopicSpec{Name: topic, Partitions: n})
-		if err != nil && !errors.Is(err, streams.ErrTopicExists) {
-			return fmt.Errorf("aggregates: %w", err)
-		}
-		info, err := adm.DescribeTopic(ctx, topic)
-		if err != nil {
-			return fmt.Errorf("aggregates: %w", err)
-		}
-		counts[topic] = len(info.Partitions)
-	}
-	if c, e := counts[CommandsTopic(aggregate)], counts[EventsTopic(aggregate)]; c != e {
-		return fmt.Errorf("aggregates: %s has %d partitions but %s has %d; they must be equal so an aggregate's commands and events share a partition (recreate one, or add partitions to the smaller)",
-			CommandsTopic(aggregate), c, EventsTopic(aggregate), e)
-	}
-	return nil
 }
 
 // Reply is what the runner answers a command with, on the command's
@@ -119,78 +90,6 @@ func rejection(err error) Reply {
 	return Reply{Code: "undecodable", Error: err.Error()}
 }
 
-// entry is a loaded aggregate: its instance and the ids of the commands
-// whose events it contains, so a command sent again is answered, not redone.
-type entry[S any] struct {
-	in       Instance[S]
-	seen     map[string]bool
-	order    []string    // seen ids, oldest first, for bounded snapshots
-	last     *kgo.Record // the last event written in this batch; its offset is known once produced
-	snapshot int64       // version of the last snapshot taken or loaded
-}
-
-func (e *entry[S]) remember(id string) {
-	if !e.seen[id] {
-		e.seen[id] = true
-		e.order = append(e.order, id)
-	}
-}
-
-// RunnerOption configures a Runner.
-type RunnerOption func(*runnerConfig)
-
-type runnerConfig struct {
-	snapshots snapshot.Store
-	every     int64
-	cacheSize int
-	instance  string
-	session   time.Duration
-}
-
-// WithSessionTimeout sets how long the group waits for a silent member
-// (one that crashed) before giving its partitions to the others (franz-go's
-// default, 45 s, unless set).
-func WithSessionTimeout(d time.Duration) RunnerOption { return func(c *runnerConfig) { c.session = d } }
-
-// WithInstanceID gives the runner a stable identity (e.g. a pod name) for
-// its transactional id. A runner restarted with the same identity fences
-// its crashed predecessor at once, aborting the transaction it left open;
-// without one, that transaction holds the partitions' stable offsets until
-// the broker times it out (TransactionTimeout, 10 s).
-func WithInstanceID(id string) RunnerOption { return func(c *runnerConfig) { c.instance = id } }
-
-// TransactionTimeout is how long a runner's transaction may stay open
-// before the broker aborts it.
-const TransactionTimeout = 10 * time.Second
-
-// WithCacheSize bounds how many aggregates the runner keeps loaded
-// (DefaultCacheSize if n < 1); the least recently used are dropped and
-// reloaded (snapshot + events) when needed again.
-func WithCacheSize(n int) RunnerOption { return func(c *runnerConfig) { c.cacheSize = n } }
-
-// DefaultSnapshotEvery is how many events apart snapshots are taken when a
-// snapshot store is given.
-const DefaultSnapshotEvery = 100
-
-// WithSnapshots keeps a snapshot of an aggregate in store every `every`
-// events (DefaultSnapshotEvery if every < 1), so loading it reads only the
-// events after its snapshot. Snapshots are written after the transaction
-// holding their events committed; a failed save only costs a longer load.
-// The state is stored as JSON, with the ids of the last SnapshotSeen
-// commands the aggregate handled (older ones are no longer recognised as
-// duplicates once the aggregate is loaded from that snapshot).
-func WithSnapshots(store snapshot.Store, every int64) RunnerOption {
-	return func(c *runnerConfig) {
-		c.snapshots, c.every = store, every
-		if c.every < 1 {
-			c.every = DefaultSnapshotEvery
-		}
-	}
-}
-
-// SnapshotSeen bounds the command ids a snapshot remembers.
-const SnapshotSeen = 1000
-
 // Runner handles an aggregate's commands exactly once: a member of the
 // consumer group <aggregate>.runner that, per polled batch, decides the
 // commands and writes their events, their replies and the command offsets in
@@ -205,6 +104,12 @@ type Runner[S any] struct {
 	events   typeTable
 	history  *streams.RangeReader
 	cfg      runnerConfig
+	log      *slog.Logger
+	// partitions is the topics' partition count when Run started: every
+	// key's home partition is computed with it.
+	partitions       int
+	partitionsHeader []byte                  // HeaderPartitions' value
+	halt             context.CancelCauseFunc // ends Run from a group callback
 
 	mu    sync.Mutex // guards cache: the poll loop and revocation callbacks
 	cache *stateCache[S]
@@ -217,6 +122,11 @@ func NewRunner[S any](agg *Aggregate[S], codec Codec, brokers []string, opts ...
 		o(&r.cfg)
 	}
 	r.cache = newStateCache[S](r.cfg.cacheSize)
+	r.log = r.cfg.log
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	r.log = r.log.With("group", r.group)
 	var err error
 	if r.commands, err = newTypeTable(codec, agg.CommandTypes()); err != nil {
 		return nil, err
@@ -237,22 +147,48 @@ func (r *Runner[S]) drop(_ context.Context, _ *kgo.Client, lost map[string][]int
 	r.cache.dropPartitions(lost[CommandsTopic(r.agg.name)])
 }
 
-// ensureQueue creates the runner's dead event queue, <aggregate>.runner.dlq,
-// as wide as the commands topic. It has no retry topic: the sender of a
-// command that cannot be read is answered "undecodable" and sends a fixed
-// one; the queue keeps the original for inspection and discard.
-func (r *Runner[S]) ensureQueue(ctx context.Context) error {
+// assigned stops the runner when it is given a partition beyond the count
+// it started with: partitions were added to the commands topic, and keys
+// now hash to partitions that do not hold their history.
+func (r *Runner[S]) assigned(_ context.Context, _ *kgo.Client, got map[string][]int32) {
+	for _, p := range got[CommandsTopic(r.agg.name)] {
+		if int(p) >= r.partitions {
+			r.halt(fmt.Errorf("%w: partitions were added to %s while the runner ran (it started with %d, was given partition %d); partitions cannot be added to an aggregate's topics: scale it with a new topic pair (docs/ARCHITECTURE.md, \"Scaling an aggregate\")",
+				ErrTopics, CommandsTopic(r.agg.name), r.partitions, p))
+			return
+		}
+	}
+}
+
+// prepare checks the broker, the topics and the runner's dead event queue,
+// <aggregate>.runner.dlq (as wide as the commands topic), before the first
+// poll. The queue has no retry topic: the sender of a command that cannot
+// be read is answered "undecodable" and sends a fixed one; the queue keeps
+// the original for inspection and discard.
+func (r *Runner[S]) prepare(ctx context.Context) error {
 	cl, err := streams.Dial(ctx, r.brokers)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	return deadletter.EnsureTopics(ctx, streams.NewAdmin(cl), r.group, false, CommandsTopic(r.agg.name))
+	adm := streams.NewAdmin(cl)
+	if r.partitions, err = r.checkTopics(ctx, adm); err != nil {
+		return err
+	}
+	r.partitionsHeader = []byte(strconv.Itoa(r.partitions))
+	return deadletter.EnsureTopics(ctx, adm, r.group, false, CommandsTopic(r.agg.name))
 }
 
-// Run handles commands until ctx ends, then leaves the group.
+// Run handles commands until ctx ends, then leaves the group. It refuses to
+// start (an error wrapping ErrTopics) on topics that cannot hold the
+// aggregate's history; see EnsureTopics and WithFiniteRetention.
 func (r *Runner[S]) Run(ctx context.Context) error {
 	defer r.history.Close()
+	if err := r.prepare(ctx); err != nil {
+		return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, err)
+	}
+	ctx, r.halt = context.WithCancelCause(ctx)
+	defer r.halt(nil)
 	instance := r.cfg.instance
 	if instance == "" {
 		instance = streams.NewID()
@@ -266,23 +202,26 @@ func (r *Runner[S]) Run(ctx context.Context) error {
 		kgo.ConsumeTopics(CommandsTopic(r.agg.name)),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
+		kgo.RecordPartitioner(partitioner{manual: map[string]bool{CommandsTopic(r.agg.name): true, EventsTopic(r.agg.name): true}}),
+		kgo.OnPartitionsAssigned(r.assigned),
 		kgo.OnPartitionsRevoked(r.drop),
 		kgo.OnPartitionsLost(r.drop),
 	}
 	if r.cfg.session > 0 {
 		opts = append(opts, kgo.SessionTimeout(r.cfg.session))
 	}
-	if err := r.ensureQueue(ctx); err != nil {
-		return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, err)
-	}
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, err)
 	}
 	defer sess.Close()
+	var pause time.Duration // after a batch aborted for a history not yet decided
 	for {
 		fs := sess.PollFetches(ctx)
 		if ctx.Err() != nil {
+			if cause := context.Cause(ctx); errors.Is(cause, ErrTopics) {
+				return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, cause)
+			}
 			return nil
 		}
 		if err := fs.Err0(); err != nil && !errors.Is(err, context.Canceled) {
@@ -311,6 +250,14 @@ func (r *Runner[S]) Run(ctx context.Context) error {
 			// them from the log when next needed. The batch is polled again.
 			r.forget(touched)
 		}
+		if errors.Is(err, errUndecided) {
+			pause = min(max(2*pause, 100*time.Millisecond), 2*time.Second)
+			r.log.Warn("an aggregate's history is not decided yet: a transaction holding some of its events is still open; the batch is retried, not decided on a history that may still grow",
+				"err", err, "retry_in", pause)
+			clock.Sleep(ctx, pause)
+			continue
+		}
+		pause = 0
 		if err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 			return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, err)
 		}
@@ -351,6 +298,14 @@ func (r *Runner[S]) batch(ctx context.Context, sess *kgo.GroupTransactSession, r
 		})
 	}
 	for _, rec := range recs {
+		if home := streams.KeyPartition(rec.Key, r.partitions); len(rec.Key) > 0 && home != rec.Partition {
+			// Produced by a client with another partitioner (kcat and
+			// librdkafka hash with crc32): moved, in this transaction, to
+			// the partition that holds the aggregate's history, and
+			// answered there.
+			produce(&kgo.Record{Topic: rec.Topic, Partition: home, Key: rec.Key, Value: rec.Value, Headers: rec.Headers, Timestamp: rec.Timestamp})
+			continue
+		}
 		k := key{rec.Partition, string(rec.Key)}
 		touched = append(touched, k)
 		out, err := r.handle(ctx, rec, k)
@@ -386,6 +341,9 @@ func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) ([]*kgo.
 	undecodable := func(err error) []*kgo.Record {
 		return append(reply(Reply{Code: "undecodable", Error: err.Error()}), r.dead(rec, env.Type, err))
 	}
+	if len(rec.Key) == 0 {
+		return undecodable(errors.New("the record has no key: a command's key is the id of its aggregate")), nil
+	}
 	cmd, err := r.commands.decode(ctx, r.codec, rec, env.Type)
 	if err != nil {
 		return undecodable(err), nil
@@ -413,7 +371,8 @@ func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) ([]*kgo.
 		if err != nil {
 			return nil, fmt.Errorf("encode event %T of command %s: %w", evt, env.ID, err)
 		}
-		er := &kgo.Record{Topic: EventsTopic(r.agg.name), Key: rec.Key, Value: val}
+		er := &kgo.Record{Topic: EventsTopic(r.agg.name), Partition: k.partition, Key: rec.Key, Value: val,
+			Headers: []kgo.RecordHeader{{Key: HeaderPartitions, Value: r.partitionsHeader}}}
 		env := streams.Envelope{Type: typ, AggregateID: k.id, AggregateVersion: e.in.Version + int64(i) + 1}
 		if r.agg.stateless {
 			env.AggregateID, env.AggregateVersion = "", 0 // service events belong to no aggregate
@@ -449,118 +408,4 @@ func (r *Runner[S]) dead(rec *kgo.Record, typ string, err error) *kgo.Record {
 		Key: rec.Key, Value: rec.Value, Headers: rec.Headers,
 	}
 	return e.Record(deadletter.Topic(r.group))
-}
-
-// load returns the aggregate from the cache, or rebuilds it from its events
-// in its partition of the event topic.
-func (r *Runner[S]) load(ctx context.Context, k key) (*entry[S], error) {
-	r.mu.Lock()
-	e := r.cache.get(k)
-	r.mu.Unlock()
-	if e != nil {
-		return e, nil
-	}
-	e = &entry[S]{seen: map[string]bool{}}
-	if r.agg.stateless {
-		r.mu.Lock()
-		r.cache.put(k, e)
-		r.mu.Unlock()
-		return e, nil
-	}
-	from, err := r.restore(ctx, k, e)
-	if err != nil {
-		return nil, err
-	}
-	topic := EventsTopic(r.agg.name)
-	end, err := r.history.Stable(ctx, topic, k.partition)
-	if err != nil {
-		return nil, err
-	}
-	var applyErr error
-	err = r.history.Read(ctx, topic, k.partition, from, end, func(er *kgo.Record) {
-		if applyErr != nil || string(er.Key) != k.id {
-			return
-		}
-		env, _ := streams.ReadEnvelope(er)
-		evt, err := r.events.decode(ctx, r.codec, er, env.Type)
-		if err != nil {
-			applyErr = fmt.Errorf("load %s %s: event at offset %d: %w", r.agg.name, k.id, er.Offset, err)
-			return
-		}
-		applyErr = r.agg.Apply(&e.in, evt)
-		if env.CausationID != "" {
-			e.remember(env.CausationID)
-		}
-	})
-	if err == nil {
-		err = applyErr
-	}
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	r.cache.put(k, e)
-	r.mu.Unlock()
-	return e, nil
-}
-
-// snapshotState is what a snapshot holds besides the version.
-type snapshotState[S any] struct {
-	State S        `json:"state"`
-	Seen  []string `json:"seen,omitempty"`
-}
-
-// restore loads k's snapshot into e and returns the offset to read events
-// from: after the snapshot, or 0 without a usable one.
-func (r *Runner[S]) restore(ctx context.Context, k key, e *entry[S]) (int64, error) {
-	if r.cfg.snapshots == nil {
-		return 0, nil
-	}
-	snap, err := r.cfg.snapshots.Load(ctx, r.agg.name, k.id)
-	if errors.Is(err, snapshot.ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("load %s %s: %w", r.agg.name, k.id, err)
-	}
-	var st snapshotState[S]
-	if snap.Partition != k.partition || json.Unmarshal(snap.State, &st) != nil {
-		// Taken before the partitions changed, or of an older state type:
-		// replaying every event is slower but right.
-		return 0, nil
-	}
-	e.in = Instance[S]{State: st.State, Version: snap.Version}
-	e.snapshot = snap.Version
-	for _, id := range st.Seen {
-		e.remember(id)
-	}
-	return snap.Offset + 1, nil
-}
-
-// snapshots saves a snapshot of every aggregate of a committed batch that
-// has gone cfg.every events past its last one.
-func (r *Runner[S]) snapshots(ctx context.Context, keys []key) {
-	if r.cfg.snapshots == nil || r.agg.stateless {
-		return
-	}
-	for _, k := range keys {
-		r.mu.Lock()
-		e := r.cache.get(k)
-		r.mu.Unlock()
-		if e == nil || e.last == nil || e.in.Version-e.snapshot < r.cfg.every {
-			continue
-		}
-		seen := e.order[max(0, len(e.order)-SnapshotSeen):]
-		b, err := json.Marshal(snapshotState[S]{State: e.in.State, Seen: seen})
-		if err != nil {
-			continue // a state that cannot be JSON is replayed from events
-		}
-		err = r.cfg.snapshots.Save(ctx, snapshot.Snapshot{
-			Aggregate: r.agg.name, ID: k.id, Version: e.in.Version, State: b,
-			Partition: k.partition, Offset: e.last.Offset, TakenAt: time.Now(),
-		})
-		if err == nil {
-			e.snapshot = e.in.Version
-		}
-	}
 }

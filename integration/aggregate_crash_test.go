@@ -11,18 +11,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/recq/recq/aggregates"
+	"github.com/recq/recq/aggregates/snapshot"
 	"github.com/recq/recq/examples/todo"
 	"github.com/recq/recq/internal/testenv"
 	"github.com/recq/recq/schema"
 	"github.com/recq/recq/streams"
 )
 
-// todoInvoker returns an invoker for the todo aggregate on dev's broker and
-// registry, closed at cleanup.
-func todoInvoker(ctx context.Context, t *testing.T, dev *testenv.Dev) *aggregates.Invoker {
+// devSerde returns a serde on dev's registry that registers what it meets.
+func devSerde(t *testing.T, dev *testenv.Dev) *schema.Serde {
 	t.Helper()
 	src, err := sr.NewClient(sr.URLs(dev.Registry))
 	if err != nil {
@@ -32,7 +33,14 @@ func todoInvoker(ctx context.Context, t *testing.T, dev *testenv.Dev) *aggregate
 	if err != nil {
 		t.Fatal(err)
 	}
-	iv, err := aggregates.NewInvoker(ctx, []string{dev.Addr}, serde)
+	return serde
+}
+
+// todoInvoker returns an invoker for the todo aggregate on dev's broker and
+// registry, closed at cleanup.
+func todoInvoker(ctx context.Context, t *testing.T, dev *testenv.Dev) *aggregates.Invoker {
+	t.Helper()
+	iv, err := aggregates.NewInvoker(ctx, []string{dev.Addr}, devSerde(t, dev))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,23 +48,65 @@ func todoInvoker(ctx context.Context, t *testing.T, dev *testenv.Dev) *aggregate
 	return iv
 }
 
-// A runner handling 20,000 commands across 8 partitions is killed with
-// SIGKILL three times at random points and restarted. Afterwards the event
-// topic, read committed, holds exactly one event per accepted command, the
+// A runner handling commands across 8 partitions is killed with SIGKILL
+// three times at random points and restarted. Afterwards the event topic,
+// read committed, holds exactly one event per accepted command, the
 // versions of every aggregate are contiguous, and every Send that returned
-// success is there.
+// success is there. The variants reach the paths a restart can take:
+//   - "fenced": restarted with the same instance id, so its first
+//     transaction fences the predecessor's open one at once;
+//   - "unfenced": a new instance id each time, a cache smaller than the
+//     lists and Redis snapshots. The first crash comes from inside a
+//     transaction that holds events (RECQ_CRASH_AT_EVENT): it stays open
+//     until the broker times it out, holding the stable offset back, and
+//     the successor must wait for it when it reloads those aggregates.
 func TestAggregateRunnerKill9ExactlyOnce(t *testing.T) {
-	const (
-		lists    = 200
-		commands = 20_000
-	)
+	t.Run("fenced", func(t *testing.T) {
+		runnerCrashTest(t, 20_000, func(int) ([]string, []string) {
+			return nil, []string{"-instance", "crash-test", "-session-timeout", "6s"}
+		})
+	})
+	t.Run("unfenced", func(t *testing.T) {
+		rds := testenv.Redis(t)
+		start := func(restart int) (env, args []string) {
+			if restart == 0 {
+				env = []string{fmt.Sprintf("RECQ_CRASH_AT_EVENT=%d", 1000+rand.IntN(2000))}
+			}
+			return env, []string{"-instance", fmt.Sprintf("unfenced-%d", restart), "-session-timeout", "6s",
+				"-cache-size", "16", "-redis", rds.Addr, "-snapshot-every", "7"}
+		}
+		if waits := runnerCrashTest(t, 10_000, start); waits == 0 {
+			t.Fatal("no runner waited for its predecessor's open transaction: the test missed the path it is for")
+		}
+		rdb := redis.NewClient(&redis.Options{Addr: rds.Addr})
+		defer rdb.Close()
+		keys, err := rdb.Keys(context.Background(), snapshot.DefaultKeyPrefix+"*").Result()
+		if err != nil || len(keys) < 100 {
+			t.Fatalf("%d snapshots in Redis (%v): the loads did not go through snapshots", len(keys), err)
+		}
+	})
+}
+
+// runnerCrashTest sends commands over 200 lists with 400 in flight to the
+// todo runner started with the environment and arguments of start(restart)
+// (restart counts from 0), has it killed three times, and checks the event
+// topic. A runner started with RECQ_CRASH_AT_EVENT kills itself; the others
+// are killed at random points. It returns how many times the runners logged
+// a load waiting for an open transaction.
+func runnerCrashTest(t *testing.T, commands int, start func(restart int) (env, args []string)) int {
+	const lists = 200
 	dev := testenv.StartDev(t, t.TempDir())
 	runnerBin := testenv.Binary(t, "github.com/recq/recq/examples/todo/runner")
-	startRunner := func() *testenv.Proc {
-		return testenv.Start(t, "todo runner: ready", runnerBin,
-			"-brokers", dev.Addr, "-registry", dev.Registry, "-partitions", "8", "-instance", "crash-test")
+	selfKilling := map[*testenv.Proc]bool{}
+	startRunner := func(restart int) *testenv.Proc {
+		env, args := start(restart)
+		p := testenv.StartEnv(t, env, "todo runner: ready", runnerBin,
+			append([]string{"-brokers", dev.Addr, "-registry", dev.Registry, "-partitions", "8"}, args...)...)
+		selfKilling[p] = len(env) > 0
+		return p
 	}
-	runner := startRunner()
+	runner := startRunner(0)
+	procs := []*testenv.Proc{runner}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -74,13 +124,21 @@ func TestAggregateRunnerKill9ExactlyOnce(t *testing.T) {
 		defer close(killerDone)
 		for kill := range 3 {
 			target := int64((kill + 1) * commands / 4)
-			target += rand.Int64N(commands / 8)
-			for accepted.Load() < target && ctx.Err() == nil {
-				time.Sleep(5 * time.Millisecond)
+			target += rand.Int64N(int64(commands / 8))
+			if selfKilling[runner] {
+				select {
+				case <-runner.Done():
+				case <-ctx.Done():
+				}
+			} else {
+				for accepted.Load() < target && ctx.Err() == nil {
+					time.Sleep(5 * time.Millisecond)
+				}
+				runner.Kill9()
 			}
-			runner.Kill9()
 			time.Sleep(time.Duration(rand.IntN(500)) * time.Millisecond)
-			runner = startRunner()
+			runner = startRunner(kill + 1)
+			procs = append(procs, runner)
 		}
 	}()
 
@@ -135,6 +193,9 @@ func TestAggregateRunnerKill9ExactlyOnce(t *testing.T) {
 		}
 		versions[env.AggregateID] = env.AggregateVersion
 		causes[env.CausationID]++
+		if home := streams.KeyPartition(e.Key, 8); e.Partition != home {
+			t.Fatalf("%s: event in partition %d, its home is %d", env.AggregateID, e.Partition, home)
+		}
 	}
 	if len(events) != lists+commands {
 		t.Fatalf("%d events, want %d (one per accepted command)", len(events), lists+commands)
@@ -145,6 +206,11 @@ func TestAggregateRunnerKill9ExactlyOnce(t *testing.T) {
 		}
 	}
 	t.Logf("%d commands, %d accepted answers, 3 kills; %d events, versions contiguous for %d lists", commands, accepted.Load(), len(events), len(versions))
+	waits := 0
+	for _, p := range procs {
+		waits += strings.Count(p.Output(), "waits for an open transaction")
+	}
+	return waits
 }
 
 // Two runner processes in one group split the partitions; one is killed

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -139,6 +142,35 @@ type TopicInfo struct {
 	ID         string
 	Partitions []PartitionInfo
 	Configs    map[string]string // non-default configs
+	Retention  Retention
+}
+
+// Retention is how long a topic keeps its records: its effective
+// retention.ms, retention.bytes and cleanup.policy, broker defaults
+// included (a broker that does not report one is taken at Kafka's
+// default: 7 days, no size limit, delete).
+type Retention struct {
+	Ms, Bytes int64  // -1: no limit
+	Policy    string // cleanup.policy: delete, compact, or compact,delete
+}
+
+// Forever reports whether the topic never deletes a record: no time or size
+// limit, and no compaction (which drops all but a key's latest record).
+func (r Retention) Forever() bool {
+	return r.Ms < 0 && r.Bytes < 0 && !strings.Contains(r.Policy, "compact")
+}
+
+func (r Retention) String() string {
+	limit := func(v int64, unit func(int64) string) string {
+		if v < 0 {
+			return "unlimited"
+		}
+		return unit(v)
+	}
+	return fmt.Sprintf("time %s, size %s, cleanup.policy=%s",
+		limit(r.Ms, func(v int64) string { return (time.Duration(v) * time.Millisecond).String() }),
+		limit(r.Bytes, func(v int64) string { return strconv.FormatInt(v, 10) + " bytes per partition" }),
+		r.Policy)
 }
 
 // DescribeTopic returns a topic's partitions, offsets and non-default configs.
@@ -178,17 +210,50 @@ func (a *Admin) DescribeTopic(ctx context.Context, name string) (TopicInfo, erro
 	if err != nil {
 		return TopicInfo{}, fmt.Errorf("streams: describe topic %q: configs: %w", name, err)
 	}
+	info.Retention = Retention{Ms: 7 * 24 * 3600 * 1000, Bytes: -1, Policy: "delete"}
 	for _, rc := range rcs {
 		if rc.Err != nil {
 			return TopicInfo{}, fmt.Errorf("streams: describe topic %q: configs: %w", name, rc.Err)
 		}
 		for _, c := range rc.Configs {
-			if c.Value != nil && c.Source == 1 { // DYNAMIC_TOPIC_CONFIG: set on this topic
+			if c.Value == nil {
+				continue
+			}
+			if c.Source == 1 { // DYNAMIC_TOPIC_CONFIG: set on this topic
 				info.Configs[c.Key] = *c.Value
+			}
+			switch c.Key {
+			case "retention.ms":
+				info.Retention.Ms, _ = strconv.ParseInt(*c.Value, 10, 64)
+			case "retention.bytes":
+				info.Retention.Bytes, _ = strconv.ParseInt(*c.Value, 10, 64)
+			case "cleanup.policy":
+				info.Retention.Policy = *c.Value
 			}
 		}
 	}
 	return info, nil
+}
+
+// SetTopicConfigs sets configs on an existing topic (incrementally: other
+// configs keep their values).
+func (a *Admin) SetTopicConfigs(ctx context.Context, name string, configs map[string]string) error {
+	alter := make([]kadm.AlterConfig, 0, len(configs))
+	for k, v := range configs {
+		alter = append(alter, kadm.AlterConfig{Op: kadm.SetConfig, Name: k, Value: &v})
+	}
+	rs, err := a.adm.AlterTopicConfigs(ctx, alter, name)
+	if err == nil {
+		for _, r := range rs {
+			if r.Err != nil {
+				err = fmt.Errorf("%w%s", topicErr(r.Err), detail(r.ErrMessage))
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("streams: set configs of topic %q: %w", name, err)
+	}
+	return nil
 }
 
 // EndOffsets returns the high watermark of every partition of topics, which

@@ -64,3 +64,14 @@ func (f *CommittedFilter) Add(r *kgo.Record) []*kgo.Record {
 // Undecided reports whether some transaction's records still wait for their
 // marker.
 func (f *CommittedFilter) Undecided() bool { return len(f.open) > 0 }
+
+// FirstUndecided returns the earliest record still waiting for its
+// transaction's marker, or nil.
+func (f *CommittedFilter) FirstUndecided() *kgo.Record {
+	for _, h := range f.held {
+		if !h.decided {
+			return h.r
+		}
+	}
+	return nil
+}

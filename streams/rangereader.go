@@ -1,9 +1,12 @@
 package streams
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -60,27 +63,127 @@ func (rr *RangeReader) Read(ctx context.Context, topic string, partition int32, 
 	if from >= end {
 		return nil
 	}
+	var committed CommittedFilter
+	err := rr.scan(ctx, topic, partition, from, func(next int64) bool { return next < end || committed.Undecided() }, func(r *kgo.Record) {
+		if r.Offset >= end && !r.Attrs.IsControl() {
+			return
+		}
+		for _, c := range committed.Add(r) {
+			fn(c)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("streams: read %q partition %d from %d: %w", topic, partition, from, err)
+	}
+	return nil
+}
+
+// scan moves the reader's client to topic/partition at from and hands every
+// polled record to each, for as long as more(the offset after the last
+// record seen) holds.
+func (rr *RangeReader) scan(ctx context.Context, topic string, partition int32, from int64, more func(next int64) bool, each func(*kgo.Record)) error {
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
 	rr.cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}})
 	defer rr.cl.RemoveConsumePartitions(map[string][]int32{topic: {partition}})
-	var committed CommittedFilter
-	for next := from; next < end || committed.Undecided(); {
+	for next := from; more(next); {
 		fs := rr.cl.PollFetches(ctx)
 		if err := fs.Err0(); err != nil {
-			return fmt.Errorf("streams: read %q partition %d from %d: %w", topic, partition, from, topicErr(err))
+			return topicErr(err)
 		}
 		for _, r := range fs.Records() {
 			next = max(next, r.Offset+1)
-			if r.Offset >= end && !r.Attrs.IsControl() {
-				continue
-			}
-			for _, c := range committed.Add(r) {
-				fn(c)
-			}
+			each(r)
 		}
 	}
 	return nil
+}
+
+// bounds returns the partition's log start offset and high watermark.
+func (rr *RangeReader) bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error) {
+	starts, err := rr.adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		return 0, 0, topicErr(err)
+	}
+	ends, err := rr.adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, 0, topicErr(err)
+	}
+	s, ok1 := starts.Lookup(topic, partition)
+	e, ok2 := ends.Lookup(topic, partition)
+	if !ok1 || !ok2 {
+		return 0, 0, ErrTopicNotFound
+	}
+	if err := errors.Join(s.Err, e.Err); err != nil {
+		return 0, 0, topicErr(err)
+	}
+	return s.Offset, e.Offset, nil
+}
+
+// ErrUndecided is returned (wrapped) by ReadKey when the key's history
+// cannot be known yet: a transaction holding some of its records is still
+// open.
+var ErrUndecided = errors.New("a transaction holding the key's records is still open")
+
+// ReadKey calls fn with each committed record of topic/partition whose key
+// is key, in order, from offset from to the partition's end (its high
+// watermark) as it is when ReadKey is called. Unlike Read it does not stop
+// at the last stable offset: a transaction left open by any producer holds
+// that offset below records committed after it, and a history read only to
+// it would miss them. Records of other keys are not waited for; a record of
+// key in a transaction still open is: ReadKey returns once every record of
+// key below the end is decided (committed ones given to fn, aborted ones
+// dropped), or, when ctx ends first, an error wrapping ErrUndecided naming
+// the first undecided record.
+func (rr *RangeReader) ReadKey(ctx context.Context, topic string, partition int32, from int64, key []byte, fn func(*kgo.Record)) error {
+	_, end, err := rr.bounds(ctx, topic, partition)
+	if err != nil {
+		return fmt.Errorf("streams: read key %q of %q partition %d: %w", key, topic, partition, err)
+	}
+	if from >= end {
+		return nil
+	}
+	var committed CommittedFilter
+	err = rr.scan(ctx, topic, partition, from, func(next int64) bool { return next < end || committed.Undecided() }, func(r *kgo.Record) {
+		if !r.Attrs.IsControl() && (r.Offset >= end || !bytes.Equal(r.Key, key)) {
+			return
+		}
+		for _, c := range committed.Add(r) {
+			fn(c)
+		}
+	})
+	if h := committed.FirstUndecided(); err != nil && h != nil && ctx.Err() != nil {
+		return fmt.Errorf("streams: read key %q of %q partition %d: %w: offset %d, producer id %d, written %s ago",
+			key, topic, partition, ErrUndecided, h.Offset, h.ProducerID, time.Since(h.Timestamp).Round(time.Millisecond))
+	}
+	if err != nil {
+		return fmt.Errorf("streams: read key %q of %q partition %d from %d: %w", key, topic, partition, from, err)
+	}
+	return nil
+}
+
+// Tail returns the raw records among the last n offsets of topic/partition
+// below its end: transactional ones whether committed, aborted or open, and
+// control records. It is for inspecting what was written last.
+func (rr *RangeReader) Tail(ctx context.Context, topic string, partition int32, n int64) ([]*kgo.Record, error) {
+	start, end, err := rr.bounds(ctx, topic, partition)
+	if err != nil {
+		return nil, fmt.Errorf("streams: tail of %q partition %d: %w", topic, partition, err)
+	}
+	from := max(start, end-n)
+	if from >= end {
+		return nil, nil
+	}
+	var out []*kgo.Record
+	err = rr.scan(ctx, topic, partition, from, func(next int64) bool { return next < end }, func(r *kgo.Record) {
+		if r.Offset >= from && r.Offset < end {
+			out = append(out, r)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("streams: tail of %q partition %d: %w", topic, partition, err)
+	}
+	return out, nil
 }
 
 // Close closes the reader's client.

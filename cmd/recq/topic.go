@@ -15,9 +15,9 @@ import (
 func newTopicCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "topic",
-		Short: "Create, list, describe and delete topics",
+		Short: "Create, list, describe, alter and delete topics",
 	}
-	cmd.AddCommand(newTopicCreateCmd(g), newTopicListCmd(g), newTopicDescribeCmd(g), newTopicDeleteCmd(g))
+	cmd.AddCommand(newTopicCreateCmd(g), newTopicListCmd(g), newTopicDescribeCmd(g), newTopicAlterCmd(g), newTopicDeleteCmd(g))
 	return cmd
 }
 
@@ -108,6 +108,11 @@ func newTopicDescribeCmd(g *globals) *cobra.Command {
 				}
 				return render(cmd.OutOrStdout(), out, info, func(w io.Writer) {
 					fmt.Fprintf(w, "topic %s (id %s), %d partitions\n", info.Name, info.ID, len(info.Partitions))
+					keeps := "records are deleted by age, size or compaction"
+					if info.Retention.Forever() {
+						keeps = "every record is kept"
+					}
+					fmt.Fprintf(w, "retention: %s (%s)\n", info.Retention, keeps)
 					fmt.Fprintln(w, "PARTITION\tLEADER\tREPLICAS\tSTART\tEND\tRECORDS")
 					for _, p := range info.Partitions {
 						fmt.Fprintf(w, "%d\t%d\t%v\t%d\t%d\t%d\n", p.Partition, p.Leader, p.Replicas, p.StartOffset, p.EndOffset, p.EndOffset-p.StartOffset)
@@ -128,6 +133,46 @@ func newTopicDescribeCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().VarP(&out, "output", "o", "output format: table or json")
+	return cmd
+}
+
+func newTopicAlterCmd(g *globals) *cobra.Command {
+	var configs []string
+	cmd := &cobra.Command{
+		Use:   "alter NAME --config KEY=VALUE...",
+		Short: "Set configs of an existing topic",
+		Long: `Set topic configs (retention, cleanup policy, ...) on an existing topic.
+Configs not named keep their values. An aggregate's events topic is its event
+store and must keep every event: an aggregate runner refuses one that deletes
+records, and tells you to run the first example.`,
+		Example: `  recq topic alter todo.events --config retention.ms=-1 --config retention.bytes=-1 --config cleanup.policy=delete
+  recq topic alter clicks --config retention.ms=86400000`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			cfgs, err := keyValues("config", configs)
+			if err != nil {
+				return err
+			}
+			if len(cfgs) == 0 {
+				return usagef("nothing to alter: give at least one --config KEY=VALUE")
+			}
+			return g.withAdmin(cmd, func(ctx context.Context, adm *streams.Admin) error {
+				if err := adm.SetTopicConfigs(ctx, a[0], cfgs); err != nil {
+					if errors.Is(err, streams.ErrTopicNotFound) {
+						return fmt.Errorf("topic %q does not exist (see: recq topic list)", a[0])
+					}
+					return err
+				}
+				info, err := adm.DescribeTopic(ctx, a[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "altered topic %s; retention: %s\n", a[0], info.Retention)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringArrayVarP(&configs, "config", "c", nil, "topic config key=value (repeatable)")
 	return cmd
 }
 

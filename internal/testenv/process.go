@@ -103,6 +103,9 @@ func (p *Proc) Output() string {
 	return p.out.String()
 }
 
+// Done is closed when the process has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
 // Kill9 kills the process with SIGKILL, as a crash would, and waits for it.
 func (p *Proc) Kill9() {
 	p.cmd.Process.Signal(syscall.SIGKILL)
