@@ -61,7 +61,11 @@
 // memory by default, dedupe.NewRedis to survive restarts): events already
 // marked are skipped, and an event is marked right after its handler
 // succeeds, so a crash between the two repeats one side effect, never loses
-// one.
+// one. Copies of one event (a re-published record keeps its recq-id) in
+// one poll, in one partition's batch or in several, are handled (or
+// dead-lettered) once: the first one taken is, the others are skipped as
+// seen. Copies that reach different members at the same moment can both be
+// handled: the store is asked before a handler and marked after it.
 //
 // Kafka offsets trail every commit in both modes, so `recq groups describe`
 // shows a projector's lag too; with a store they are informational.
@@ -97,15 +101,32 @@
 //
 // A failed store commit (Redis down) is retried the same way without
 // limit (WithRetryBackoff); nothing is committed past an event that has not
-// been applied or dead-lettered. Status reports what is being retried.
-// One failure is not retried: a Redis batch whose script failed half-way
-// (state.ErrPartiallyApplied, e.g. a handler writing a key of the wrong
-// type) would apply its first commands twice, so Run returns that error.
+// been applied or dead-lettered. Status reports what is being retried, and
+// the log says it. So is a Redis batch whose script failed half-way
+// (state.ErrPartiallyApplied, e.g. a handler writing a key some other
+// client made of another type): the store holds the writes that did not
+// apply and applies them, once, before anything else of the partition, as
+// soon as they succeed, so the fix is to correct or delete the key the
+// error names; the runner need not be restarted. A runner that claims a
+// partition with writes held (a restart, a rebalance) resumes after them,
+// shows the partition Pending in Status and applies them even if no new
+// record comes; until they apply, the partition is not at the head for
+// Ready, WaitHead and CatchUp. While a commit is retried the member's
+// later commits wait for it (a poll's commits start once the previous
+// poll's have landed), and so does a rebalance.
 //
 // A member whose commit is fenced (another member claimed the partition:
 // it was paused past its session timeout) claims the partition again
 // before its next poll and reads on from the stored position; batches
-// fetched before that are dropped, as they could start past it.
+// fetched before that are dropped, as they could start past it. Nothing
+// of such a zombie's batch is applied, but before its commit is fenced it
+// may write to the dead event queue an event of the batch that died again
+// and that its successor wrote already: the queue's produce is not fenced
+// by the store's epoch. The queue topic then holds two raw copies of the
+// entry, with the same id and generation, so the queue's index (recq dlq
+// list, redrive, discard, parking) sees one; only a raw read of
+// <group>.dlq shows both. Fencing that produce would take a transactional
+// producer per partition.
 //
 // # Rebalances and shutdown
 //

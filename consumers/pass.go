@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -31,13 +32,14 @@ type pass struct {
 	}
 	do   func() error // handles cur in the batch
 	mark func() error // records cur's id in the observer's dedupe store
+	ids  *pollIDs     // an observer's ids taken in this poll
 	// redriven are the redriven events of this batch that were handled:
 	// done once the batch commits.
 	redriven []deadletter.Redriven
 }
 
-func (r *Runner) newPass(work context.Context, key state.Partition, b state.Batch) *pass {
-	p := &pass{r: r, work: work, key: key, b: b}
+func (r *Runner) newPass(work context.Context, key state.Partition, b state.Batch, ids *pollIDs) *pass {
+	p := &pass{r: r, work: work, key: key, b: b, ids: ids}
 	handle := func(ctx context.Context) error { return call(ctx, p.cur.h, r.codec, p.cur.rec, p.cur.md) }
 	// The handlers' context carries the event in hand, so what they
 	// publish (streams.Publisher, aggregates.Invoker) continues its flow:
@@ -87,6 +89,9 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 		return true
 	}
 	p.cur.h, p.cur.rec, p.cur.md = h, rec, metadata(r.group, rec)
+	if p.ids != nil && !p.ids.take(p.cur.md.ID()) {
+		return true // a copy of an event this poll handles already
+	}
 	if d.ID != "" {
 		// A redriven event shows the handler where it was first written.
 		p.cur.md.Topic, p.cur.md.Partition, p.cur.md.Offset, _ = deadletter.ParseID(d.ID)
@@ -131,6 +136,31 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 			return false
 		}
 	}
+}
+
+// pollIDs are the event ids an observer's batches of one poll have taken
+// for handling. The dedupe store is asked once per batch, before any of
+// its handlers marks an id, so it cannot see a second copy of an event in
+// the same batch, or in another partition's batch of the same poll; the
+// next poll asks it after this one's marks.
+type pollIDs struct {
+	mu sync.Mutex
+	m  map[string]struct{}
+}
+
+// take reports whether id is new in this poll (or empty: no id, nothing to
+// dedupe), and takes it.
+func (s *pollIDs) take(id string) bool {
+	if id == "" {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[id]; ok {
+		return false
+	}
+	s.m[id] = struct{}{}
+	return true
 }
 
 // handled notes a redriven event as handled, for after the commit.

@@ -27,129 +27,6 @@ import (
 // started or has returned.
 var ErrNotRunning = errors.New("consumers: runner is not running")
 
-// RunnerConfig configures a Runner. The zero value is valid: a projector
-// keeps positions and read model in process memory (rebuilt from the
-// beginning on every start), an observer dedupes in memory.
-type RunnerConfig struct {
-	// Store keeps a projector's positions, committed atomically with its
-	// read model writes (exactly-once effects). Nil: state.NewMemory().
-	Store state.Store
-	// KafkaOffsets makes a projector keep its positions as Kafka group
-	// offsets instead of in Store: at-least-once, so its handlers must be
-	// idempotent (an event can be handled again after a crash). Observers
-	// always use Kafka offsets.
-	KafkaOffsets bool
-	// Dedupe remembers the ids of events an observer has handled, so a
-	// redelivered event is skipped. Nil: dedupe.NewMemory().
-	Dedupe dedupe.Store
-	// InstanceID makes the member static (KIP-345): a restart within the
-	// session timeout gets its partitions back without a rebalance. Empty:
-	// a dynamic member, which leaves the group when Run returns.
-	InstanceID string
-	// SessionTimeout is how long the group waits for a silent member before
-	// giving its partitions to others. Zero: franz-go's default (45 s).
-	SessionTimeout time.Duration
-	// MaxPollRecords bounds the records taken per poll, across partitions,
-	// and with it the memory a large backlog takes beyond franz-go's own
-	// fetch buffer (one fetch per broker, FetchMaxBytes). Zero: 50,000,
-	// enough to take a whole fetch, so the next one is on its way while
-	// this one is handled.
-	MaxPollRecords int
-	// RetryBackoff and MaxRetryBackoff bound the exponential wait (with
-	// jitter) between attempts of a failed event or commit. Zero: 50 ms and
-	// 5 s.
-	RetryBackoff, MaxRetryBackoff time.Duration
-	// Retry is the policy for failing handlers (consumers.Retry gives one
-	// handler its own). Zero: deadletter's defaults: a permanent error is
-	// tried 3 times, then the event is dead; a transient one is retried
-	// until it succeeds.
-	Retry deadletter.Policy
-	// NoDeadLetters turns the dead event queue off: an event that fails
-	// for good is then retried until it succeeds, holding its partition.
-	NoDeadLetters bool
-	// Parking holds back a key's later events behind its dead one, in the
-	// dead event queue, so they are applied in order when redriven. Nil: on
-	// for projectors, off for observers.
-	Parking *bool
-	// Hooks are called on retries, dead events and redrives (metrics).
-	Hooks deadletter.Hooks
-	// Logger receives retries and rebalances. Nil: slog.Default().
-	Logger *slog.Logger
-	// ClientOptions are extra franz-go options, applied last.
-	ClientOptions []kgo.Opt
-}
-
-// Validate reports a configuration that cannot work.
-func (c RunnerConfig) Validate() error {
-	var errs []error
-	if c.Store != nil && c.KafkaOffsets {
-		errs = append(errs, errors.New("both a Store and KafkaOffsets: positions live in one place; pick one"))
-	}
-	if c.MaxPollRecords < 0 {
-		errs = append(errs, fmt.Errorf("MaxPollRecords %d: want 0 (default) or more", c.MaxPollRecords))
-	}
-	if c.RetryBackoff < 0 || c.MaxRetryBackoff < 0 || (c.MaxRetryBackoff > 0 && c.MaxRetryBackoff < c.RetryBackoff) {
-		errs = append(errs, fmt.Errorf("retry backoff %v..%v: want 0 <= RetryBackoff <= MaxRetryBackoff", c.RetryBackoff, c.MaxRetryBackoff))
-	}
-	if err := c.Retry.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if c.NoDeadLetters && c.Parking != nil && *c.Parking {
-		errs = append(errs, errors.New("parking without a dead event queue: parked events wait in the queue; drop one of WithParking(true) and WithoutDeadLetters"))
-	}
-	return errors.Join(errs...)
-}
-
-// RunnerOption configures a Runner.
-type RunnerOption func(*RunnerConfig)
-
-// WithStore keeps a projector's positions and read model writes in s.
-func WithStore(s state.Store) RunnerOption { return func(c *RunnerConfig) { c.Store = s } }
-
-// WithKafkaOffsets makes a projector at-least-once on Kafka group offsets.
-func WithKafkaOffsets() RunnerOption { return func(c *RunnerConfig) { c.KafkaOffsets = true } }
-
-// WithDedupe sets an observer's dedupe store.
-func WithDedupe(s dedupe.Store) RunnerOption { return func(c *RunnerConfig) { c.Dedupe = s } }
-
-// WithInstanceID makes the member static under id (e.g. the pod name).
-func WithInstanceID(id string) RunnerOption { return func(c *RunnerConfig) { c.InstanceID = id } }
-
-// WithSessionTimeout sets the group session timeout.
-func WithSessionTimeout(d time.Duration) RunnerOption {
-	return func(c *RunnerConfig) { c.SessionTimeout = d }
-}
-
-// WithMaxPollRecords bounds the records taken per poll.
-func WithMaxPollRecords(n int) RunnerOption { return func(c *RunnerConfig) { c.MaxPollRecords = n } }
-
-// WithRetryBackoff bounds the wait between attempts of a failed store,
-// dedupe or dead event queue call (handlers follow WithRetryPolicy).
-func WithRetryBackoff(min, max time.Duration) RunnerOption {
-	return func(c *RunnerConfig) { c.RetryBackoff, c.MaxRetryBackoff = min, max }
-}
-
-// WithRetryPolicy sets the policy for failing handlers.
-func WithRetryPolicy(p deadletter.Policy) RunnerOption { return func(c *RunnerConfig) { c.Retry = p } }
-
-// WithoutDeadLetters turns the dead event queue off (see
-// RunnerConfig.NoDeadLetters).
-func WithoutDeadLetters() RunnerOption { return func(c *RunnerConfig) { c.NoDeadLetters = true } }
-
-// WithParking turns sequenced parking on or off (see RunnerConfig.Parking).
-func WithParking(on bool) RunnerOption { return func(c *RunnerConfig) { c.Parking = &on } }
-
-// WithHooks sets the retry, dead event and redrive hooks.
-func WithHooks(h deadletter.Hooks) RunnerOption { return func(c *RunnerConfig) { c.Hooks = h } }
-
-// WithLogger sets the logger.
-func WithLogger(l *slog.Logger) RunnerOption { return func(c *RunnerConfig) { c.Logger = l } }
-
-// WithClientOptions appends franz-go options.
-func WithClientOptions(opts ...kgo.Opt) RunnerOption {
-	return func(c *RunnerConfig) { c.ClientOptions = append(c.ClientOptions, opts...) }
-}
-
 // Runner runs one Consumer as a member of its consumer group.
 type Runner struct {
 	c        *Consumer
@@ -178,11 +55,9 @@ type Runner struct {
 	atHead  bool          // latched once every owned partition reached its head
 	changed chan struct{} // closed and replaced on every change of progress
 	failing *Failure
-	fatal   error // set by a batch that must not be retried; ends Run
-	halt    context.CancelFunc
 	wake    context.CancelFunc // ends the poll in progress
-	// commits are the batch commits in flight, owned by the poll loop;
-	// rebalance callbacks wait for them.
+	// commits are the batch commits in flight (and those applying held
+	// writes), owned by the poll loop; rebalance callbacks wait for them.
 	commits sync.WaitGroup
 	poll    uint64 // the poll loop's current poll, counted from 1; owned by the loop
 }
@@ -201,6 +76,12 @@ type partition struct {
 	// position and must not commit, or the records between the stored
 	// position and theirs would be skipped.
 	seeked uint64
+	// pending is set by a claim that found writes of records below next
+	// held in the store (state.Lease.Pending), or by a commit that failed
+	// half-way: until a commit lands, waits and the head do not count next
+	// as applied. applying is set while a commit applying them after a
+	// claim is under way.
+	pending, applying bool
 }
 
 // Failure describes the event or commit a runner is retrying.
@@ -273,7 +154,9 @@ func (r *Runner) Group() string { return r.group }
 // Run consumes until ctx ends. Then it finishes the batch in hand (handlers
 // get a context that is not canceled with ctx; only retries stop),
 // commits, and leaves the group. It returns nil after a shutdown through
-// ctx, or the error that stopped it.
+// ctx, or the error that kept it from starting (no broker, no dead event
+// queue). Once running it retries every failure, with backoff, and
+// reports it in Status.
 func (r *Runner) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("consumers: %s: Run called twice", r.group)
@@ -310,7 +193,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	// find the state ready.
 	r.mu.Lock()
 	r.parts = map[state.Partition]*partition{}
-	r.joined, r.atHead, r.stopped, r.fatal = false, false, false, nil
+	r.joined, r.atHead, r.stopped = false, false, false
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
@@ -334,19 +217,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumers: %s: %w", r.group, err)
 	}
-
-	// halt ends the loop from a batch that must not be retried.
-	lctx, halt := context.WithCancel(ctx)
-	defer halt()
-	r.mu.Lock()
-	r.halt = halt
-	r.mu.Unlock()
-	r.loop(lctx, cl)
-	r.mu.Lock()
-	if r.fatal != nil {
-		err = fmt.Errorf("consumers: %s: stopped: %w", r.group, r.fatal)
-	}
-	r.mu.Unlock()
+	r.loop(ctx, cl)
 	// Leave with the positions of everything handled committed. Close's
 	// revocation commits too, but a static member does not leave the group
 	// on Close, so its offsets do not rest on that path.
@@ -356,7 +227,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.log.Warn("committing Kafka offsets on shutdown failed; with Kafka offsets the next owner handles the last events again", "err", cerr)
 	}
 	cl.Close()
-	return err
+	return nil
 }
 
 // openQueue makes sure the group's dead event queue exists (as many
@@ -401,16 +272,18 @@ func (r *Runner) who() string {
 	return "consumer " + r.group + " (" + id + ")"
 }
 
-// loop polls and handles until ctx ends (the caller's, or halt).
+// loop polls and handles until ctx ends.
 func (r *Runner) loop(ctx context.Context, cl *kgo.Client) {
 	for {
 		r.poll++
 		poll := r.poll
 		// A fenced commit wakes the poll: the partition must be claimed
-		// again and re-read even if no new record comes.
+		// again and re-read even if no new record comes. So do writes a
+		// claim found held: they are applied between polls.
 		pctx, wake := context.WithCancel(ctx)
 		r.mu.Lock()
 		r.wake = wake
+		r.wakeForHeldLocked()
 		r.mu.Unlock()
 		fs := cl.PollRecords(pctx, r.cfg.MaxPollRecords)
 		woken := pctx.Err() != nil
@@ -427,15 +300,19 @@ func (r *Runner) loop(ctx context.Context, cl *kgo.Client) {
 		})
 		var wg sync.WaitGroup
 		var mu sync.Mutex
-		var commits []func()
+		commits := map[state.Partition]func(){}
+		var ids *pollIDs
+		if r.dedupe != nil {
+			ids = &pollIDs{m: map[string]struct{}{}}
+		}
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
 			if len(p.Records) == 0 {
 				return
 			}
 			wg.Go(func() {
-				if c := r.handle(ctx, cl, poll, p.Records); c != nil {
+				if c := r.handle(ctx, cl, poll, p.Records, ids); c != nil {
 					mu.Lock()
-					commits = append(commits, c)
+					commits[state.Partition{Topic: p.Topic, Partition: p.Partition}] = c
 					mu.Unlock()
 				}
 			})
@@ -448,19 +325,12 @@ func (r *Runner) loop(ctx context.Context, cl *kgo.Client) {
 		// Between polls, so that the next poll's records all come from
 		// the new positions.
 		r.reclaimFenced(ctx, cl, poll)
+		r.applyHeld(ctx, poll, commits)
 		for _, c := range commits {
 			r.commits.Go(c)
 		}
 		cl.AllowRebalance()
 	}
-}
-
-// stop makes Run return err once the batches in hand are done.
-func (r *Runner) stop(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.fatal = errors.Join(r.fatal, err)
-	r.halt()
 }
 
 // current reports the partition's lease and next offset, and whether the
@@ -477,8 +347,9 @@ func (r *Runner) current(key state.Partition, poll uint64) (state.Lease, int64, 
 }
 
 // handle handles one partition's records of a poll as one batch and
-// returns the batch's commit, or nil when there is nothing to commit.
-func (r *Runner) handle(ctx context.Context, cl *kgo.Client, poll uint64, recs []*kgo.Record) func() {
+// returns the batch's commit, or nil when there is nothing to commit. ids
+// are the event ids an observer's batches of the poll have taken.
+func (r *Runner) handle(ctx context.Context, cl *kgo.Client, poll uint64, recs []*kgo.Record, ids *pollIDs) func() {
 	key := state.Partition{Topic: recs[0].Topic, Partition: recs[0].Partition}
 	lease, next, ok := r.current(key, poll)
 	if !ok {
@@ -490,7 +361,7 @@ func (r *Runner) handle(ctx context.Context, cl *kgo.Client, poll uint64, recs [
 	if !ok {
 		return nil // shutting down; the batch is read again
 	}
-	ps := r.newPass(work, key, r.batches.Begin(lease))
+	ps := r.newPass(work, key, r.batches.Begin(lease), ids)
 	var last *kgo.Record
 	for i, rec := range recs {
 		if rec.Offset < next {
@@ -510,49 +381,12 @@ func (r *Runner) handle(ctx context.Context, cl *kgo.Client, poll uint64, recs [
 		// may start past the stored position and is dropped (nothing of it
 		// is applied before Commit); its records are read again.
 		if _, _, ok := r.current(key, poll); ok {
-			r.commit(ctx, work, cl, ps, lease, last)
+			r.commit(ctx, work, ps.b, lease, last.Offset+1, func() {
+				cl.MarkCommitRecords(last)
+				ps.committed(work)
+			})
 		}
 	}
-}
-
-// commit commits a handled batch up to last, retrying until it lands, is
-// fenced (then the partition is claimed again) or ctx ends.
-func (r *Runner) commit(ctx, work context.Context, cl *kgo.Client, ps *pass, lease state.Lease, last *kgo.Record) {
-	b := ps.b
-	key := lease.Partition
-	err := errors.New("not committed")
-	if !r.retry(ctx, key, last.Offset, func() error {
-		err = b.Commit(work, last.Offset+1)
-		if errors.Is(err, state.ErrFenced) || errors.Is(err, state.ErrPartiallyApplied) {
-			return nil // stop retrying; handled below
-		}
-		return err
-	}) {
-		return
-	}
-	if errors.Is(err, state.ErrPartiallyApplied) {
-		r.stop(err) // retrying would apply the first commands twice
-		return
-	}
-	if err != nil {
-		r.log.Warn("partition claimed by another owner; claiming it again", "partition", key, "err", err)
-		r.mu.Lock()
-		if p := r.parts[key]; p != nil {
-			p.fenced = true
-			r.wake()
-		}
-		r.mu.Unlock()
-		return
-	}
-	cl.MarkCommitRecords(last)
-	ps.committed(work)
-	r.mu.Lock()
-	if p := r.parts[key]; p != nil && p.lease.Epoch == lease.Epoch {
-		p.next = last.Offset + 1
-	}
-	r.checkHeadLocked()
-	r.notifyLocked()
-	r.mu.Unlock()
 }
 
 // handler finds the record's handler from its recq-type header alone, so
@@ -654,232 +488,4 @@ func (r *Runner) setFailure(f *Failure) {
 		f.Since = time.Now()
 	}
 	r.failing = f
-}
-
-// claim takes the partition's lease, retrying until the store answers or
-// ctx ends (a revocation cancels it).
-func (r *Runner) claim(ctx context.Context, key state.Partition) (state.Lease, error) {
-	var l state.Lease
-	ok := r.retry(ctx, key, -1, func() (err error) {
-		l, err = r.batches.Claim(ctx, r.group, key)
-		return err
-	})
-	if !ok {
-		return l, fmt.Errorf("consumers: %s: claim %s: %w", r.group, key, context.Cause(ctx))
-	}
-	return l, nil
-}
-
-// reclaimFenced takes a new lease for each partition whose commit was
-// fenced and moves it to the stored position: another owner may have
-// applied records since. poll is the poll whose batches are now stale.
-func (r *Runner) reclaimFenced(ctx context.Context, cl *kgo.Client, poll uint64) {
-	r.mu.Lock()
-	var fenced []state.Partition
-	for key, p := range r.parts {
-		if p.fenced {
-			fenced = append(fenced, key)
-		}
-	}
-	r.mu.Unlock()
-	if len(fenced) == 0 {
-		return
-	}
-	type claimed struct {
-		lease state.Lease
-		next  int64
-	}
-	reclaimed := map[state.Partition]claimed{}
-	offsets := map[string]map[int32]kgo.Offset{}
-	for _, key := range fenced {
-		l, err := r.claim(ctx, key)
-		if err != nil {
-			return // shutting down
-		}
-		next := l.Next
-		if next == state.NoPosition {
-			starts, err := r.admin().ListStartOffsets(ctx, key.Topic)
-			if err == nil {
-				err = starts.Error()
-			}
-			if err != nil {
-				r.log.Warn("cannot find the partition's start after a fenced commit; trying again after the next poll", "partition", key, "err", err)
-				continue
-			}
-			o, _ := starts.Lookup(key.Topic, key.Partition)
-			next = o.Offset
-		}
-		reclaimed[key] = claimed{l, next}
-		if offsets[key.Topic] == nil {
-			offsets[key.Topic] = map[int32]kgo.Offset{}
-		}
-		offsets[key.Topic][key.Partition] = kgo.NewOffset().At(next)
-	}
-	// The other owners may have sent records past these positions to the
-	// dead event queue: know them before handling those records again.
-	if err := r.syncQueue(ctx, offsets); err != nil {
-		r.log.Warn("reading the dead event queue after a fenced commit failed; trying again after the next poll", "err", err)
-		return
-	}
-	for key, c := range reclaimed {
-		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{key.Topic: {key.Partition: {Epoch: -1, Offset: c.next}}})
-		r.mu.Lock()
-		if p := r.parts[key]; p != nil {
-			p.lease, p.next, p.seeked, p.fenced = c.lease, c.next, poll, false
-		}
-		r.mu.Unlock()
-	}
-}
-
-// assigned marks the member as joined. Partitions it adds are claimed in
-// adjust, which comes next and checks the head once they are known; a
-// member that gained nothing may be at the head already.
-func (r *Runner) assigned(_ context.Context, cl *kgo.Client, added map[string][]int32) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.adm == nil { // the first callback of this Run
-		r.adm = kadm.NewClient(cl)
-	}
-	r.joined = true
-	if len(added) == 0 {
-		r.checkHeadLocked()
-		r.notifyLocked()
-	}
-}
-
-// adjust claims the newly assigned partitions and decides where each
-// starts: at the store's position, else (a new group, or a store that lost
-// its data along with the read model) at the start policy; in Kafka-offset
-// mode at the committed offset, else at the start policy. It also records
-// each partition's head.
-func (r *Runner) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
-	topics := make([]string, 0, len(offsets))
-	for t := range offsets {
-		topics = append(topics, t)
-	}
-	adm := r.admin()
-	heads, err := adm.ListCommittedOffsets(ctx, topics...)
-	if err == nil {
-		err = heads.Error()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("consumers: %s: head offsets: %w", r.group, err)
-	}
-	starts, err := adm.ListStartOffsets(ctx, topics...)
-	if err == nil {
-		err = starts.Error()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("consumers: %s: start offsets: %w", r.group, err)
-	}
-	for t, ps := range offsets {
-		for n, o := range ps {
-			key := state.Partition{Topic: t, Partition: n}
-			l, err := r.claim(ctx, key)
-			if err != nil {
-				return nil, err
-			}
-			head, _ := heads.Lookup(t, n)
-			first, _ := starts.Lookup(t, n)
-			committed := o.EpochOffset().Offset
-			if !r.cfg.KafkaOffsets {
-				committed = l.Next
-			}
-			next := committed
-			switch {
-			case committed >= 0:
-			case r.c.kind == KindObserver:
-				next = head.Offset
-			default:
-				next = first.Offset
-			}
-			// Offsets are set explicitly, with no leader epoch: a store's
-			// position is not a Kafka commit the client could validate.
-			ps[n] = kgo.NewOffset().At(next).WithEpoch(-1)
-			r.mu.Lock()
-			r.parts[key] = &partition{lease: l, next: next, target: head.Offset}
-			r.mu.Unlock()
-		}
-	}
-	if err := r.syncQueue(ctx, offsets); err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.checkHeadLocked()
-	r.notifyLocked()
-	return offsets, nil
-}
-
-// syncQueue reads the dead event queue up to its end, so the entries the
-// partitions' previous owners wrote are known before their records are
-// handled again, and records as done the redriven events the retry
-// partitions among them show handled (a previous owner committed and
-// stopped before recording them).
-func (r *Runner) syncQueue(ctx context.Context, offsets map[string]map[int32]kgo.Offset) error {
-	if r.q == nil {
-		return nil
-	}
-	if err := r.q.Sync(ctx); err != nil {
-		return fmt.Errorf("consumers: %s: %w", r.group, err)
-	}
-	for n, o := range offsets[r.retryTopic] {
-		if ds := r.q.Index().HandledRedrives(n, o.EpochOffset().Offset); len(ds) > 0 {
-			if err := r.q.Done(ctx, ds...); err != nil {
-				r.log.Warn("recording handled redriven events failed", "err", err)
-			}
-		}
-	}
-	// Parked events whose key cleared while no consumer was there to
-	// release them.
-	r.q.ReleaseAll(ctx)
-	return nil
-}
-
-// revoked commits the marks of what was handled (BlockRebalanceOnPoll
-// holds the rebalance until the poll's batches are handled, and the commits
-// in flight are waited for) and forgets the partitions.
-func (r *Runner) revoked(ctx context.Context, cl *kgo.Client, ps map[string][]int32) {
-	r.commits.Wait()
-	if err := cl.CommitMarkedOffsets(ctx); err != nil {
-		r.log.Warn("committing offsets on revocation failed", "err", err)
-	}
-	r.lost(ctx, cl, ps)
-}
-
-// lost forgets partitions taken away without a chance to commit.
-func (r *Runner) lost(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
-	r.commits.Wait() // they will fail (fenced) or land; either way before forgetting
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for t, ns := range ps {
-		for _, n := range ns {
-			delete(r.parts, state.Partition{Topic: t, Partition: n})
-		}
-	}
-	r.notifyLocked()
-}
-
-func (r *Runner) admin() *kadm.Client {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.adm
-}
-
-func (r *Runner) checkHeadLocked() {
-	if r.atHead || !r.joined {
-		return
-	}
-	for _, p := range r.parts {
-		if p.next < p.target {
-			return
-		}
-	}
-	r.atHead = true
-	r.log.Info("reached the head of its topics")
-}
-
-func (r *Runner) notifyLocked() {
-	close(r.changed)
-	r.changed = make(chan struct{})
 }

@@ -357,27 +357,6 @@ func rewind(t *testing.T, adm *kadm.Client) kadm.Offsets {
 	return offs
 }
 
-// A Redis batch that fails half-way cannot be retried without applying its
-// first commands twice: Run stops with the error instead.
-func TestProjectorStopsOnPartiallyAppliedBatch(t *testing.T) {
-	b := newBank(t, 1)
-	rdb := redisClient(t, testenv.Redis(t).Addr)
-	p := redisProjector("wrongtype", 1)
-	must(t, rdb.Set(context.Background(), p.Group()+":count", "not a hash", 0).Err())
-	b.publish(50, 5)
-	r, err := consumers.NewRunner(p, b.serde, []string{b.addr}, consumers.WithStore(redisStore(t, rdb)), consumers.WithLogger(quiet))
-	must(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	err = r.Run(ctx)
-	if !errors.Is(err, state.ErrPartiallyApplied) || !strings.Contains(err.Error(), "WRONGTYPE") {
-		t.Fatalf("Run: want ErrPartiallyApplied naming WRONGTYPE, got %v", err)
-	}
-	if ps, _ := redisStore(t, rdb).Positions(context.Background(), p.Group()); len(ps) != 0 {
-		t.Fatalf("a position was committed: %v", ps)
-	}
-}
-
 // What a handler publishes continues the handled event's flow: the same
 // correlation id, and the event's id as causation.
 func TestHandlersPublishInTheEventsFlow(t *testing.T) {

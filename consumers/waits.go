@@ -78,6 +78,10 @@ type PartitionStatus struct {
 	Next      int64 // the next offset to handle
 	Head      int64 // the last stable offset when assigned
 	Epoch     int64
+	// Pending: a commit of the partition failed half-way; the store holds
+	// the writes that did not apply and applies them, once, as soon as
+	// they succeed (Failing says why they do not).
+	Pending bool `json:",omitempty"`
 }
 
 // Status reports the runner's state.
@@ -93,7 +97,7 @@ func (r *Runner) Status() Status {
 		s.Failing = &f
 	}
 	for k, p := range r.parts {
-		s.Partitions = append(s.Partitions, PartitionStatus{Topic: k.Topic, Partition: k.Partition, Next: p.next, Head: p.target, Epoch: p.lease.Epoch})
+		s.Partitions = append(s.Partitions, PartitionStatus{Topic: k.Topic, Partition: k.Partition, Next: p.next, Head: p.target, Epoch: p.lease.Epoch, Pending: p.pending})
 	}
 	slices.SortFunc(s.Partitions, func(a, b PartitionStatus) int {
 		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
@@ -162,7 +166,7 @@ func (r *Runner) waitPositions(ctx context.Context, targets map[state.Partition]
 		ch, running := r.changed, r.joined
 		pending := map[state.Partition]int64{}
 		for k, t := range targets {
-			if p, ok := r.parts[k]; !ok || p.next < t {
+			if p, ok := r.parts[k]; !ok || p.pending || p.next < t {
 				pending[k] = t
 			}
 		}

@@ -9,10 +9,14 @@ import (
 )
 
 // ErrPartiallyApplied is returned (wrapped) by a Redis batch's Commit when a
-// queued command failed inside the atomic step (for example WRONGTYPE): Redis
-// does not roll a script back, so the commands before it took effect while
-// the position did not move. Retrying would apply them twice; the consumer
-// must stop and the handler be fixed.
+// queued command failed inside the atomic step (for example WRONGTYPE: a key
+// of another type than the handler writes). Redis does not roll a script
+// back, so the commands before it took effect; the same step holds the
+// failing command and the rest, in order, in the store, without moving the
+// position, and every later commit of the partition applies them first.
+// Retrying is therefore safe, and is what the consumer does: nothing is
+// applied twice, and the held writes apply, once, as soon as the key is
+// fixed. The error names the command and key that failed.
 var ErrPartiallyApplied = errors.New("state: batch partially applied")
 
 type txKey struct{}
@@ -60,7 +64,9 @@ type batch struct {
 	txCtx  context.Context
 	// apply is the store's atomic step: it checks the lease, applies cmds,
 	// runs fns where the store promises, and sets the position to next.
-	apply func(ctx context.Context, next int64, cmds [][]any, fns []func()) error
+	// taken reports that the store has cmds, applied or held, even when
+	// err is not nil: a retry must not send them again.
+	apply func(ctx context.Context, next int64, cmds [][]any, fns []func()) (taken bool, err error)
 }
 
 func (b *batch) Do(ctx context.Context, fn func(ctx context.Context) error) error {
@@ -92,11 +98,16 @@ func (b *batch) Do(ctx context.Context, fn func(ctx context.Context) error) erro
 }
 
 func (b *batch) Commit(ctx context.Context, next int64) error {
-	if err := b.apply(ctx, next, b.cmds, b.fns); err != nil {
+	taken, err := b.apply(ctx, next, b.cmds, b.fns)
+	if taken {
+		// A later Commit of the same batch only moves the position (and
+		// applies what the store holds of it).
+		b.cmds, b.folds = nil, coalescer{}
+	}
+	if err != nil {
 		return fmt.Errorf("state: commit %s of group %s up to offset %d: %w", b.lease.Partition, b.lease.Group, next, err)
 	}
-	// Committed: a later Commit of the same batch only moves the position.
-	b.cmds, b.fns, b.folds = nil, nil, coalescer{}
+	b.fns = nil
 	return nil
 }
 

@@ -53,20 +53,22 @@ func (m *memory) Positions(_ context.Context, group string) (map[Partition]int64
 }
 
 func (m *memory) Begin(l Lease) Batch {
-	return &batch{lease: l, apply: func(_ context.Context, next int64, _ [][]any, fns []func()) error {
+	// The step is one critical section of Go functions: it cannot fail
+	// half-way, so nothing is ever held (Lease.Pending stays false).
+	return &batch{lease: l, apply: func(_ context.Context, next int64, _ [][]any, fns []func()) (bool, error) {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		mp := m.parts[memKey{l.Group, l.Partition}]
 		if mp == nil || mp.epoch != l.Epoch {
-			return ErrFenced
+			return false, ErrFenced
 		}
 		if next <= mp.next {
-			return nil // applied already
+			return true, nil // applied already
 		}
 		for _, fn := range fns {
 			fn()
 		}
 		mp.next = next
-		return nil
+		return true, nil
 	}}
 }

@@ -37,11 +37,15 @@ type RedisOption func(*RedisConfig)
 func WithKeyPrefix(p string) RedisOption { return func(c *RedisConfig) { c.KeyPrefix = p } }
 
 // claimScript raises the partition's epoch and returns it with the
-// position (-1: none). KEYS[1] is the group's hash, ARGV[1] the partition.
+// position (-1: none) and 1 if writes are held (then the position is the
+// held batch's). KEYS[1] is the group's hash, ARGV[1] the partition.
 var claimScript = redis.NewScript(`
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch:' .. ARGV[1], 1)
-local next = redis.call('HGET', KEYS[1], 'next:' .. ARGV[1])
-return {epoch, next or '-1'}
+local st = redis.call('HMGET', KEYS[1], 'next:' .. ARGV[1], 'pending:' .. ARGV[1])
+if st[2] then
+	return {epoch, cmsgpack.unpack(st[2])[1], 1}
+end
+return {epoch, st[1] or '-1', 0}
 `)
 
 // commitScript is a batch's atomic step (Redis runs a script alone).
@@ -50,25 +54,57 @@ return {epoch, next or '-1'}
 // by its arguments. Returns 0 when fenced, 2 when the position already
 // covers this batch (a retried commit whose first reply was lost), 1 when
 // applied.
+//
+// A command that fails (pcall catches it; the script goes on) cannot be
+// undone, so the script holds it and the commands after it in the field
+// pending:<partition>, packed with cmsgpack (binary-safe) with the position
+// they lead to, and returns RECQPARTIAL. Every later commit applies the
+// held commands first (RECQPENDING <position> while they still fail, with
+// nothing of its own run). Holding cannot be refused for lack of memory:
+// Redis checks maxmemory only before a script's first write, and a failure
+// before any write leaves nothing to hold.
 var commitScript = redis.NewScript(`
-local epoch = redis.call('HGET', KEYS[1], 'epoch:' .. ARGV[1])
-if epoch ~= ARGV[2] then
+local h, part, pos = KEYS[1], ARGV[1], tonumber(ARGV[3])
+local st = redis.call('HMGET', h, 'epoch:' .. part, 'next:' .. part, 'pending:' .. part)
+if st[1] ~= ARGV[2] then
 	return 0
 end
-local cur = redis.call('HGET', KEYS[1], 'next:' .. ARGV[1])
-if cur and tonumber(cur) >= tonumber(ARGV[3]) then
+local function run(cmds, i, to)
+	while i <= #cmds do
+		local n = tonumber(cmds[i])
+		local ok, err = pcall(redis.call, unpack(cmds, i + 1, i + n))
+		if not ok then
+			local rest = {}
+			for j = i, #cmds do
+				rest[#rest + 1] = cmds[j]
+			end
+			redis.call('HSET', h, 'pending:' .. part, cmsgpack.pack({to, rest}))
+			return 'command ' .. cmds[i + 1] .. ' on key ' .. tostring(cmds[i + 2]) .. ': ' .. tostring(err.err or err)
+		end
+		i = i + n + 1
+	end
+end
+local cur = st[2]
+if st[3] then
+	local held = cmsgpack.unpack(st[3])
+	local err = run(held[2], 1, held[1])
+	if err and tonumber(held[1]) >= pos then
+		return redis.error_reply('RECQPARTIAL ' .. err)
+	elseif err then
+		return redis.error_reply('RECQPENDING ' .. held[1] .. ' ' .. err)
+	end
+	redis.call('HDEL', h, 'pending:' .. part)
+	redis.call('HSET', h, 'next:' .. part, held[1])
+	cur = held[1]
+end
+if cur and tonumber(cur) >= pos then
 	return 2
 end
-local i = 4
-while i <= #ARGV do
-	local n = tonumber(ARGV[i])
-	local ok, err = pcall(redis.call, unpack(ARGV, i + 1, i + n))
-	if not ok then
-		return redis.error_reply('RECQPARTIAL command ' .. ARGV[i + 1] .. ' ' .. tostring(ARGV[i + 2]) .. ': ' .. tostring(err.err or err))
-	end
-	i = i + n + 1
+local err = run(ARGV, 4, ARGV[3])
+if err then
+	return redis.error_reply('RECQPARTIAL ' .. err)
 end
-redis.call('HSET', KEYS[1], 'next:' .. ARGV[1], ARGV[3])
+redis.call('HSET', h, 'next:' .. part, ARGV[3])
 return 1
 `)
 
@@ -155,6 +191,12 @@ var refused = map[string]bool{
 	"client": true, "monitor": true, "shutdown": true, "debug": true,
 }
 
+// maxArgs bounds a queued command's arguments: the script passes them to
+// redis.call through Lua's unpack, which fails past about 8,000 values, and
+// that failure, outside pcall, would end the script half-way with nothing
+// held.
+const maxArgs = 7000
+
 // recorded drains the commands a handler queued.
 func recorded(ctx context.Context, pipe redis.Pipeliner) ([][]any, error) {
 	cmds, _ := pipe.Exec(ctx)
@@ -162,6 +204,9 @@ func recorded(ctx context.Context, pipe redis.Pipeliner) ([][]any, error) {
 	for i, c := range cmds {
 		if refused[strings.ToLower(c.Name())] {
 			return nil, fmt.Errorf("state: %s cannot run in a batch's atomic step (a Lua script); queue only writes", c.Name())
+		}
+		if n := len(c.Args()); n > maxArgs {
+			return nil, fmt.Errorf("state: %s with %d arguments: a batch's command takes at most %d; split it into several", c.Name(), n, maxArgs)
 		}
 		out[i] = c.Args()
 	}
@@ -181,12 +226,17 @@ func (s *redisStore) Claim(ctx context.Context, group string, p Partition) (Leas
 	if err != nil {
 		return Lease{}, s.wrap("claim "+p.String()+" for "+group, err)
 	}
-	epoch, _ := res[0].(int64)
-	next, err := strconv.ParseInt(fmt.Sprint(res[1]), 10, 64)
-	if err != nil || len(res) != 2 {
-		return Lease{}, fmt.Errorf("state: redis at %s: claim %s for %s: malformed position %v", s.addr, p, group, res)
+	var epoch, next, held int64
+	ok := len(res) == 3
+	if ok {
+		epoch, _ = res[0].(int64)
+		held, _ = res[2].(int64)
+		next, err = strconv.ParseInt(fmt.Sprint(res[1]), 10, 64)
 	}
-	return Lease{Group: group, Partition: p, Epoch: epoch, Next: next}, nil
+	if !ok || err != nil {
+		return Lease{}, fmt.Errorf("state: redis at %s: claim %s for %s: malformed position %v in %s", s.addr, p, group, res, s.key(group))
+	}
+	return Lease{Group: group, Partition: p, Epoch: epoch, Next: next, Pending: held == 1}, nil
 }
 
 func (s *redisStore) Positions(ctx context.Context, group string) (map[Partition]int64, error) {
@@ -212,23 +262,36 @@ func (s *redisStore) Positions(ctx context.Context, group string) (map[Partition
 }
 
 func (s *redisStore) Begin(l Lease) Batch {
-	return &batch{lease: l, pipe: s.recorder.Pipeline(), apply: func(ctx context.Context, next int64, cmds [][]any, fns []func()) error {
+	return &batch{lease: l, pipe: s.recorder.Pipeline(), apply: func(ctx context.Context, next int64, cmds [][]any, fns []func()) (bool, error) {
 		args := []any{field(l.Partition), l.Epoch, next}
 		for _, c := range cmds {
 			args = append(append(args, len(c)), c...)
 		}
 		res, err := commitScript.Run(ctx, s.c, []string{s.key(l.Group)}, args...).Int()
-		switch {
-		case err != nil && strings.Contains(err.Error(), "RECQPARTIAL"):
-			return fmt.Errorf("%w: %v; Redis does not roll back, so the commands before it were applied and the position was not moved: fix the handler (e.g. the key's type) before restarting", ErrPartiallyApplied, err)
-		case err != nil:
-			return s.wrap("commit", err)
-		case res == 0:
-			return ErrFenced
+		if err != nil {
+			return held(err, s.wrap("commit", err))
+		}
+		if res == 0 {
+			return false, ErrFenced
 		}
 		for _, fn := range fns {
 			fn()
 		}
-		return nil
+		return true, nil
 	}}
+}
+
+// held reads the commit script's RECQPARTIAL and RECQPENDING replies:
+// whether the batch's commands are in the store (applied or held), and what
+// the operator is to do. Any other error is other.
+func held(err, other error) (taken bool, _ error) {
+	const fix = "the key has the wrong type (or value) for this handler's write: fix or delete it"
+	if _, failed, ok := strings.Cut(err.Error(), "RECQPARTIAL "); ok {
+		return true, fmt.Errorf("%w: %s; %s; the batch's remaining writes are kept and applied, once, as soon as they succeed (recq retries the commit)", ErrPartiallyApplied, failed, fix)
+	}
+	if _, rest, ok := strings.Cut(err.Error(), "RECQPENDING "); ok {
+		at, failed, _ := strings.Cut(rest, " ")
+		return false, fmt.Errorf("%w: the writes an earlier commit left held (records below offset %s) still fail: %s; %s; they are applied, once, as soon as they succeed, then this batch, of which nothing was applied (recq retries the commit)", ErrPartiallyApplied, at, failed, fix)
+	}
+	return false, other
 }

@@ -29,8 +29,15 @@ type Lease struct {
 	// Epoch orders the claims of a partition: each Claim takes a higher
 	// one, and only the latest lease can commit.
 	Epoch int64
-	// Next is the offset of the first record not yet applied, or NoPosition.
+	// Next is the offset of the first record not yet handled, or
+	// NoPosition. The effects of every record below it are applied, or held
+	// by the store when Pending.
 	Next int64
+	// Pending reports that writes of records below Next are held by the
+	// store, not yet applied: a write failed half-way through a commit
+	// (ErrPartiallyApplied). The next Commit under the lease applies them
+	// first; until they apply, Positions reports the position before them.
+	Pending bool
 }
 
 // Store keeps, per consumer group and partition, the next offset to process
@@ -40,13 +47,14 @@ type Lease struct {
 type Store interface {
 	// Claim makes the caller the partition's owner: it raises the epoch, so
 	// every earlier lease's commits fail with ErrFenced, and returns the
-	// stored position.
+	// stored position (past any held writes: see Lease.Pending).
 	Claim(ctx context.Context, group string, p Partition) (Lease, error)
 	// Begin starts an empty batch under l. Nothing reaches the store
 	// before Commit.
 	Begin(l Lease) Batch
 	// Positions returns the next offset of every partition the group has
-	// committed.
+	// committed, up to which every write is applied (held writes do not
+	// count until they apply).
 	Positions(ctx context.Context, group string) (map[Partition]int64, error)
 }
 
@@ -60,9 +68,11 @@ type Batch interface {
 	Do(ctx context.Context, fn func(ctx context.Context) error) error
 	// Commit applies the joined writes and sets the partition's next offset
 	// to next, atomically, if the lease is still the latest (an error
-	// wrapping ErrFenced otherwise, with nothing applied). After a failed
-	// commit that is not ErrFenced the batch may be committed again. Then
-	// OnCommit functions run, in the order they were registered.
+	// wrapping ErrFenced otherwise, with nothing applied). It first applies
+	// the writes an earlier commit left held (Lease.Pending), if any. After
+	// a failed commit that is not ErrFenced the batch may be committed
+	// again, and is applied once. Then OnCommit functions run, in the order
+	// they were registered.
 	Commit(ctx context.Context, next int64) error
 	// Len is the number of records whose writes joined the batch.
 	Len() int

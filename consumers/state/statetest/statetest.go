@@ -82,8 +82,8 @@ func position(t *testing.T, s state.Store, group string, p state.Partition) (int
 
 func testFreshClaim(t *testing.T, _ Harness, s state.Store) {
 	l := claim(t, s, "g", p0)
-	if l.Next != state.NoPosition || l.Epoch < 1 || l.Group != "g" || l.Partition != p0 {
-		t.Fatalf("fresh claim: %+v; want NoPosition, an epoch of 1 or more, group and partition", l)
+	if l.Next != state.NoPosition || l.Epoch < 1 || l.Group != "g" || l.Partition != p0 || l.Pending {
+		t.Fatalf("fresh claim: %+v; want NoPosition, an epoch of 1 or more, group and partition, nothing pending", l)
 	}
 	if _, ok := position(t, s, "g", p0); ok {
 		t.Fatal("a claim alone set a position")
@@ -104,8 +104,8 @@ func testCommit(t *testing.T, h Harness, s state.Store) {
 	if n, _ := position(t, s, "g", p0); n != 10 {
 		t.Fatalf("position %d, want 10", n)
 	}
-	if l2 := claim(t, s, "g", p0); l2.Next != 10 {
-		t.Fatalf("claim after commit: next %d, want 10", l2.Next)
+	if l2 := claim(t, s, "g", p0); l2.Next != 10 || l2.Pending {
+		t.Fatalf("claim after commit: %+v, want next 10 and nothing pending", l2)
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/recq/recq/deadletter"
 	"github.com/recq/recq/examples/todo"
 	"github.com/recq/recq/schema"
+	"github.com/recq/recq/streams"
 )
 
 type config struct {
@@ -76,6 +77,40 @@ func crashHooks() deadletter.Hooks {
 	}}
 }
 
+// freezing is fault injection for the zombie test: with
+// RECQ_FREEZE_ON_SIGUSR1=1, a SIGUSR1 makes the process stop itself
+// (SIGSTOP) while it decodes the next event it handles, so it is frozen
+// with a batch in hand, as a long pause of the whole process would freeze
+// it, until SIGCONT.
+func freezing(codec streams.TypedCodec) streams.TypedCodec {
+	if os.Getenv("RECQ_FREEZE_ON_SIGUSR1") != "1" {
+		return codec
+	}
+	f := &freezingCodec{TypedCodec: codec}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1)
+	go func() {
+		for range ch {
+			f.armed.Store(true)
+		}
+	}()
+	return f
+}
+
+type freezingCodec struct {
+	streams.TypedCodec
+	armed atomic.Bool
+}
+
+func (f *freezingCodec) Decode(ctx context.Context, topic string, value []byte, into any) error {
+	if f.armed.CompareAndSwap(true, false) {
+		fmt.Println("todo projector: freezing itself (SIGSTOP) with an event in hand")
+		_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+		fmt.Println("todo projector: resumed")
+	}
+	return f.TypedCodec.Decode(ctx, topic, value, into)
+}
+
 func run(ctx context.Context, c config) error {
 	src, err := sr.NewClient(sr.URLs(c.registry))
 	if err != nil {
@@ -91,7 +126,7 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	r, err := consumers.NewRunner(todo.StatsProjector(c.version), serde, c.brokers,
+	r, err := consumers.NewRunner(todo.StatsProjector(c.version), freezing(serde), c.brokers,
 		consumers.WithStore(store), consumers.WithInstanceID(c.instance),
 		consumers.WithSessionTimeout(c.session), consumers.WithMaxPollRecords(c.maxPoll),
 		consumers.WithHooks(crashHooks()))
