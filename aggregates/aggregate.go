@@ -15,6 +15,12 @@ var (
 	ErrConflict       = errors.New("aggregate version conflict")
 	ErrUnknownCommand = errors.New("no handler for command")
 	ErrUnknownEvent   = errors.New("no handler for event")
+	// ErrUndecodable answers a command the runner cannot read (not
+	// Confluent-framed Avro, an unknown schema id, no key, a malformed
+	// header): the sender must fix and resend it. It is not a business
+	// rejection, and never the answer to an infrastructure outage, which
+	// the runner retries instead.
+	ErrUndecodable = errors.New("command cannot be read")
 )
 
 // RejectedError is a command rejected by its handler.

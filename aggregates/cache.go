@@ -72,3 +72,9 @@ func (c *stateCache[S]) dropPartitions(ps []int32) {
 		}
 	}
 }
+
+// clear forgets every aggregate.
+func (c *stateCache[S]) clear() {
+	c.ll.Init()
+	clear(c.m)
+}

@@ -183,7 +183,11 @@ func (iv *Invoker) SendAsync(ctx context.Context, aggregate, id string, cmd any,
 				}
 				return
 			case <-ctx.Done():
-				deliver(Outcome{Err: fmt.Errorf("aggregates: no reply to command %s (%T to %s %s): %w; it may still be handled: send again with WithCommandID(%q) to find out", cfg.id, cmd, aggregate, id, ctx.Err(), cfg.id)})
+				what := "no reply to command"
+				if published != nil {
+					what = "the broker did not acknowledge command" // it may have been written all the same
+				}
+				deliver(Outcome{Err: fmt.Errorf("aggregates: %s %s (%T to %s %s): %w; it may still be handled: send again with WithCommandID(%q) to find out", what, cfg.id, cmd, aggregate, id, ctx.Err(), cfg.id)})
 				return
 			}
 		}

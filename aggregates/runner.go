@@ -14,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/recq/recq/deadletter"
-	"github.com/recq/recq/internal/clock"
 	"github.com/recq/recq/streams"
 )
 
@@ -27,6 +26,9 @@ const (
 // Codec is what the command side needs of a serde: encoding, decoding and
 // the type name a value travels under (recq-type). schema.Serde implements it.
 type Codec = streams.TypedCodec
+
+// errNoType is a record whose recq-type names no registered Go type.
+var errNoType = errors.New("no registered type for recq-type")
 
 // typeTable maps recq-type names to the Go types registered for them.
 type typeTable map[string]reflect.Type
@@ -47,7 +49,7 @@ func newTypeTable(codec Codec, types []reflect.Type) (typeTable, error) {
 func (tt typeTable) decode(ctx context.Context, codec Codec, r *kgo.Record, typ string) (any, error) {
 	t, ok := tt[typ]
 	if !ok {
-		return nil, fmt.Errorf("no registered type for recq-type %q", typ)
+		return nil, fmt.Errorf("%w %q", errNoType, typ)
 	}
 	v := reflect.New(t)
 	if err := codec.Decode(ctx, r.Topic, r.Value, v.Interface()); err != nil {
@@ -75,6 +77,7 @@ var codes = []struct {
 	{"conflict", ErrConflict},
 	{"unknown_command", ErrUnknownCommand},
 	{"unknown_event", ErrUnknownEvent},
+	{"undecodable", ErrUndecodable},
 }
 
 func rejection(err error) Reply {
@@ -87,7 +90,7 @@ func rejection(err error) Reply {
 	if errors.As(err, &rej) {
 		return Reply{Code: "rejected", Error: rej.Err.Error()}
 	}
-	return Reply{Code: "undecodable", Error: err.Error()}
+	return Reply{Code: "rejected", Error: err.Error()}
 }
 
 // Runner handles an aggregate's commands exactly once: a member of the
@@ -179,91 +182,6 @@ func (r *Runner[S]) prepare(ctx context.Context) error {
 	return deadletter.EnsureTopics(ctx, adm, r.group, false, CommandsTopic(r.agg.name))
 }
 
-// Run handles commands until ctx ends, then leaves the group. It refuses to
-// start (an error wrapping ErrTopics) on topics that cannot hold the
-// aggregate's history; see EnsureTopics and WithFiniteRetention.
-func (r *Runner[S]) Run(ctx context.Context) error {
-	defer r.history.Close()
-	if err := r.prepare(ctx); err != nil {
-		return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, err)
-	}
-	ctx, r.halt = context.WithCancelCause(ctx)
-	defer r.halt(nil)
-	instance := r.cfg.instance
-	if instance == "" {
-		instance = streams.NewID()
-	}
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(r.brokers...),
-		kgo.ClientID("recq-runner"),
-		kgo.TransactionalID(r.group + "-" + instance),
-		kgo.TransactionTimeout(TransactionTimeout),
-		kgo.ConsumerGroup(r.group),
-		kgo.ConsumeTopics(CommandsTopic(r.agg.name)),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
-		kgo.RecordPartitioner(partitioner{manual: map[string]bool{CommandsTopic(r.agg.name): true, EventsTopic(r.agg.name): true}}),
-		kgo.OnPartitionsAssigned(r.assigned),
-		kgo.OnPartitionsRevoked(r.drop),
-		kgo.OnPartitionsLost(r.drop),
-	}
-	if r.cfg.session > 0 {
-		opts = append(opts, kgo.SessionTimeout(r.cfg.session))
-	}
-	sess, err := kgo.NewGroupTransactSession(opts...)
-	if err != nil {
-		return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, err)
-	}
-	defer sess.Close()
-	var pause time.Duration // after a batch aborted for a history not yet decided
-	for {
-		fs := sess.PollFetches(ctx)
-		if ctx.Err() != nil {
-			if cause := context.Cause(ctx); errors.Is(cause, ErrTopics) {
-				return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, cause)
-			}
-			return nil
-		}
-		if err := fs.Err0(); err != nil && !errors.Is(err, context.Canceled) {
-			return fmt.Errorf("aggregates: runner %s: poll: %w", r.agg.name, err)
-		}
-		if fs.NumRecords() == 0 {
-			continue
-		}
-		r.mu.Lock()
-		r.cache.batch++
-		r.mu.Unlock()
-		if err := sess.Begin(); err != nil {
-			return fmt.Errorf("aggregates: runner %s: begin: %w", r.agg.name, err)
-		}
-		touched, err := r.batch(ctx, sess, fs.Records())
-		committed := false
-		if err == nil {
-			committed, err = sess.End(ctx, kgo.TryCommit)
-		} else {
-			sess.End(ctx, kgo.TryAbort)
-		}
-		if committed {
-			r.snapshots(ctx, touched)
-		} else {
-			// The in-memory states ran ahead of what Kafka kept: reload
-			// them from the log when next needed. The batch is polled again.
-			r.forget(touched)
-		}
-		if errors.Is(err, errUndecided) {
-			pause = min(max(2*pause, 100*time.Millisecond), 2*time.Second)
-			r.log.Warn("an aggregate's history is not decided yet: a transaction holding some of its events is still open; the batch is retried, not decided on a history that may still grow",
-				"err", err, "retry_in", pause)
-			clock.Sleep(ctx, pause)
-			continue
-		}
-		pause = 0
-		if err != nil && ctx.Err() == nil && !errors.Is(err, context.Canceled) {
-			return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, err)
-		}
-	}
-}
-
 type key struct {
 	partition int32
 	id        string
@@ -345,8 +263,13 @@ func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) ([]*kgo.
 		return undecodable(errors.New("the record has no key: a command's key is the id of its aggregate")), nil
 	}
 	cmd, err := r.commands.decode(ctx, r.codec, rec, env.Type)
-	if err != nil {
+	switch {
+	case errors.Is(err, errNoType) || deadletter.Undecodable(err):
 		return undecodable(err), nil
+	case err != nil:
+		// Not the command's fault (an unreachable registry): retried,
+		// never answered as a rejection.
+		return nil, fmt.Errorf("decode command %s at %s/%d/%d: %w", env.ID, rec.Topic, rec.Partition, rec.Offset, err)
 	}
 	e, err := r.load(ctx, k)
 	if err != nil {

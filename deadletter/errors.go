@@ -119,5 +119,6 @@ func Classify(err error) Kind {
 // gives the same answer.
 func Undecodable(err error) bool {
 	return errors.Is(err, schema.ErrNotFramed) || errors.Is(err, schema.ErrUnknownSchemaID) ||
-		errors.Is(err, schema.ErrIncompatible) || errors.Is(err, schema.ErrMalformed)
+		errors.Is(err, schema.ErrIncompatible) || errors.Is(err, schema.ErrMalformed) ||
+		errors.Is(err, schema.ErrUnsupportedType)
 }

@@ -155,7 +155,7 @@ func runnerCrashTest(t *testing.T, commands int, start func(restart int) (env, a
 				accepted.Add(1)
 				return nil
 			}
-			if !strings.Contains(err.Error(), "no reply") {
+			if !strings.Contains(err.Error(), "send again with WithCommandID") {
 				return fmt.Errorf("command %d: %w", n, err)
 			}
 		}

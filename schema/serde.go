@@ -224,6 +224,7 @@ func (s *Serde) register(ctx context.Context, k subjectKey) (int, error) {
 		case err != nil:
 			return 0, fmt.Errorf("schema: register %s under subject %q: %w", ti.name, subject, err)
 		}
+		s.remember(id, ti)
 		return id, nil
 	}
 	ss, err := s.client.LookupSchema(ctx, subject, sch)
@@ -235,6 +236,7 @@ func (s *Serde) register(ctx context.Context, k subjectKey) (int, error) {
 	case err != nil:
 		return 0, fmt.Errorf("schema: look up %s under subject %q: %w", ti.name, subject, err)
 	}
+	s.remember(ss.ID, ti)
 	return ss.ID, nil
 }
 
@@ -270,7 +272,11 @@ func (s *Serde) fetchWriter(ctx context.Context, id int) (*writerSchema, error) 
 	case len(sch.References) > 0:
 		return nil, unsupported("schema: schema id %d uses schema references", id)
 	}
-	node, err := parseSchema(sch.Schema)
+	return newWriter(id, sch.Schema)
+}
+
+func newWriter(id int, avsc string) (*writerSchema, error) {
+	node, err := parseSchema(avsc)
 	if err != nil {
 		return nil, fmt.Errorf("schema: schema id %d: %w", id, err)
 	}
@@ -279,6 +285,18 @@ func (s *Serde) fetchWriter(ctx context.Context, id int) (*writerSchema, error) 
 		return nil, fmt.Errorf("schema: schema id %d: %w", id, err)
 	}
 	return &writerSchema{node: node, codec: codec}, nil
+}
+
+// remember keeps the schema a type was encoded with as the writer schema
+// of its id, so what a process wrote it can read back without the registry
+// (an aggregate runner loading its own events during a registry outage).
+func (s *Serde) remember(id int, ti *typeInfo) {
+	if _, ok := s.writers.done.load(id); ok {
+		return
+	}
+	if w, err := newWriter(id, ti.avsc); err == nil {
+		s.writers.done.storeOnce(id, w)
+	}
 }
 
 // unframe splits the Confluent header from the Avro payload.

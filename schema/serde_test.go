@@ -562,3 +562,29 @@ func TestTypeName(t *testing.T) {
 		}
 	}
 }
+
+// What a serde encoded it decodes without asking the registry for the
+// schema: a runner reads its own events back during a registry outage.
+func TestSerdeReadsWhatItWroteWithoutTheRegistry(t *testing.T) {
+	r := newRegistry(t)
+	for name, s := range map[string]*schema.Serde{
+		"auto-register": newSerde(t, r, schema.WithAutoRegister(true)),
+		"strict lookup": newSerde(t, r),
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			data, _, err := s.Encode(ctx, "own", Ordered{OrderID: "o-1", Total: 7})
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := r.requests("GET /schemas/ids/")
+			var out Ordered
+			if err := s.Decode(ctx, "own", data, &out); err != nil || out.OrderID != "o-1" || out.Total != 7 {
+				t.Fatalf("decode: %+v %v", out, err)
+			}
+			if n := r.requests("GET /schemas/ids/") - before; n != 0 {
+				t.Fatalf("%d registry requests to decode what the serde wrote, want 0", n)
+			}
+		})
+	}
+}

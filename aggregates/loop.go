@@ -1,0 +1,204 @@
+package aggregates
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/recq/recq/deadletter"
+	"github.com/recq/recq/internal/clock"
+	"github.com/recq/recq/streams"
+)
+
+// retryPolicy paces the runner's retries of a poll or batch that failed for
+// a reason outside the commands (a broker restart, a full disk, a registry
+// outage): short enough to be back within seconds of the dependency.
+var retryPolicy = deadletter.Policy{Backoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second}
+
+// errNewSession asks Run for a fresh transactional session: after a failed
+// end of transaction franz-go's client may be in a state it cannot leave.
+var errNewSession = errors.New("transactional session must be recreated")
+
+// Run handles commands until ctx ends, then leaves the group. It refuses to
+// start (an error wrapping ErrTopics) on topics that cannot hold the
+// aggregate's history; see EnsureTopics and WithFiniteRetention. After
+// that it stops only for what retrying cannot mend: ctx, topics changed
+// under it, another runner with its instance id, or missing permissions.
+// Everything else (a lost group session, a broker restart, a full disk, an
+// unreachable registry) is logged, backed off and retried: the batch is
+// aborted and its commands polled again.
+func (r *Runner[S]) Run(ctx context.Context) error {
+	defer r.history.Close()
+	if err := r.prepare(ctx); err != nil {
+		return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, err)
+	}
+	ctx, r.halt = context.WithCancelCause(ctx)
+	defer r.halt(nil)
+	instance := r.cfg.instance
+	if instance == "" {
+		instance = streams.NewID()
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(r.brokers...),
+		kgo.ClientID("recq-runner"),
+		kgo.TransactionalID(r.group + "-" + instance),
+		kgo.TransactionTimeout(TransactionTimeout),
+		kgo.ConsumerGroup(r.group),
+		kgo.ConsumeTopics(CommandsTopic(r.agg.name)),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.RecordPartitioner(partitioner{manual: map[string]bool{CommandsTopic(r.agg.name): true, EventsTopic(r.agg.name): true}}),
+		kgo.OnPartitionsAssigned(r.assigned),
+		kgo.OnPartitionsRevoked(r.drop),
+		kgo.OnPartitionsLost(r.drop),
+	}
+	if r.cfg.session > 0 {
+		opts = append(opts, kgo.SessionTimeout(r.cfg.session))
+	}
+	for {
+		sess, err := kgo.NewGroupTransactSession(opts...)
+		if err != nil {
+			return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, err)
+		}
+		err = r.serve(ctx, sess)
+		sess.Close()
+		// What the closed session held is gone: its partitions are
+		// someone's (or ours again) after the next assignment.
+		r.mu.Lock()
+		r.cache.clear()
+		r.mu.Unlock()
+		switch {
+		case errors.Is(err, errNewSession):
+			r.log.Warn("starting a new transactional session (if this repeats with \"fenced\", another runner uses the same instance id: give each its own)", "err", err)
+		case err != nil:
+			return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, err)
+		case errors.Is(context.Cause(ctx), ErrTopics):
+			return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, context.Cause(ctx))
+		default:
+			return nil
+		}
+	}
+}
+
+// serve polls and handles batches on one session until ctx ends (nil), a
+// fatal error, or errNewSession.
+func (r *Runner[S]) serve(ctx context.Context, sess *kgo.GroupTransactSession) error {
+	failures := 0 // in a row, for the backoff
+	retry := func(what string, err error) {
+		failures++
+		d := retryPolicy.Delay(failures)
+		r.log.Warn(what+"; retrying", "err", oneLine(err), "attempt", failures, "retry_in", d.Round(time.Millisecond))
+		clock.Sleep(ctx, d)
+	}
+	for {
+		fs := sess.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := pollError(fs); err != nil {
+			if fatal(err) {
+				return err
+			}
+			retry("poll failed (franz-go rejoins the group and refetches by itself)", err)
+			continue
+		}
+		if fs.NumRecords() == 0 {
+			continue
+		}
+		r.mu.Lock()
+		r.cache.batch++
+		r.mu.Unlock()
+		if err := sess.Begin(); err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		touched, err := r.batch(ctx, sess, fs.Records())
+		var committed bool
+		var endErr error
+		if err == nil {
+			committed, endErr = sess.End(ctx, kgo.TryCommit)
+		} else {
+			_, endErr = sess.End(ctx, kgo.TryAbort)
+		}
+		if committed {
+			failures = 0
+			r.snapshots(ctx, touched)
+			continue
+		}
+		// The in-memory states ran ahead of what Kafka kept: reload them
+		// from the log when next needed. The batch is polled again.
+		r.forget(touched)
+		if ctx.Err() != nil {
+			return nil
+		}
+		switch cause := errors.Join(err, endErr); {
+		case cause == nil:
+			// Aborted for a rebalance: the commands go to whoever owns
+			// them now.
+		case fatal(cause):
+			return cause
+		case endErr != nil:
+			return fmt.Errorf("%w: %s", errNewSession, oneLine(cause))
+		case errors.Is(err, errUndecided):
+			retry("an aggregate's history is not decided yet: a transaction holding some of its events is still open; the batch is not decided on a history that may still grow", err)
+		default:
+			retry("batch failed and was aborted", err)
+		}
+	}
+}
+
+// pollError is the first error of a poll that is not a shutdown.
+func pollError(fs kgo.Fetches) error {
+	var first error
+	fs.EachError(func(topic string, p int32, err error) {
+		if first != nil || errors.Is(err, context.Canceled) {
+			return
+		}
+		if topic == "" {
+			first = fmt.Errorf("group session: %w", err) // not a fetch: franz-go reports the group here
+		} else {
+			first = fmt.Errorf("fetch %s partition %d: %w", topic, p, err)
+		}
+	})
+	return first
+}
+
+// fatal reports the errors retrying cannot mend: a closed client, missing
+// permissions, topics unfit for an event store. A fenced producer is not
+// among them: a transaction the broker timed out (a broker frozen past
+// TransactionTimeout) fences its producer too, and a new session goes on.
+func fatal(err error) bool {
+	for _, e := range []error{
+		kgo.ErrClientClosed, kerr.TransactionalIDAuthorizationFailed,
+		kerr.GroupAuthorizationFailed, kerr.TopicAuthorizationFailed, kerr.ClusterAuthorizationFailed, ErrTopics,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// oneLine shortens an error joined from many (one per record of a batch)
+// to its first and a count, so logs and exit messages stay one line.
+func oneLine(err error) string {
+	var errs []error
+	for {
+		j, ok := err.(interface{ Unwrap() []error })
+		if !ok {
+			break
+		}
+		errs = j.Unwrap()
+		if len(errs) != 1 {
+			break
+		}
+		err = errs[0]
+	}
+	if len(errs) > 1 {
+		return fmt.Sprintf("%v (and %d more)", errs[0], len(errs)-1)
+	}
+	return err.Error()
+}
