@@ -171,7 +171,7 @@ func (iv *Invoker) SendAsync(ctx context.Context, aggregate, id string, cmd any,
 			select {
 			case err := <-published:
 				if err != nil {
-					deliver(Outcome{Err: fmt.Errorf("aggregates: send %T to %s %s: %w", cmd, aggregate, id, err)})
+					deliver(Outcome{Err: fmt.Errorf("aggregates: send command %s (%T to %s %s): the broker refused it: %w; send again with WithCommandID(%q): it is handled once", cfg.id, cmd, aggregate, id, err, cfg.id)})
 					return
 				}
 				published = nil // sent; wait for the reply

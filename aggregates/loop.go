@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -19,6 +20,9 @@ import (
 // outage): short enough to be back within seconds of the dependency.
 var retryPolicy = deadletter.Policy{Backoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second}
 
+// whatPoll names a failed poll in logs and Status.
+const whatPoll = "poll failed (franz-go rejoins the group and refetches by itself)"
+
 // errNewSession asks Run for a fresh transactional session: after a failed
 // end of transaction franz-go's client may be in a state it cannot leave.
 var errNewSession = errors.New("transactional session must be recreated")
@@ -33,11 +37,22 @@ var errNewSession = errors.New("transactional session must be recreated")
 // aborted and its commands polled again.
 func (r *Runner[S]) Run(ctx context.Context) error {
 	defer r.history.Close()
-	if err := r.prepare(ctx); err != nil {
+	probeCl, err := r.prepare(ctx)
+	if err != nil {
 		return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, err)
 	}
+	defer probeCl.Close()
 	ctx, r.halt = context.WithCancelCause(ctx)
 	defer r.halt(nil)
+	r.setRunning(true)
+	defer r.setRunning(false)
+	pctx, stopProbe := context.WithCancel(ctx)
+	var probe sync.WaitGroup
+	probe.Go(func() { r.broker.Run(pctx, probeCl.Ping) })
+	defer func() {
+		stopProbe()
+		probe.Wait()
+	}()
 	instance := r.cfg.instance
 	if instance == "" {
 		instance = streams.NewID()
@@ -47,6 +62,11 @@ func (r *Runner[S]) Run(ctx context.Context) error {
 		kgo.ClientID("recq-runner"),
 		kgo.TransactionalID(r.group + "-" + instance),
 		kgo.TransactionTimeout(TransactionTimeout),
+		// A record the broker keeps refusing (a full disk) fails the batch
+		// with the broker's error (one retry: a timeout would hide it)
+		// before its transaction times out; the runner retries the batch.
+		kgo.RecordRetries(1),
+		kgo.RecordDeliveryTimeout(LoadWait),
 		kgo.ConsumerGroup(r.group),
 		kgo.ConsumeTopics(CommandsTopic(r.agg.name)),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -61,6 +81,10 @@ func (r *Runner[S]) Run(ctx context.Context) error {
 	}
 	for {
 		sess, err := kgo.NewGroupTransactSession(opts...)
+		r.mu.Lock()
+		r.joined = false // until the session is given its partitions
+		clear(r.owned)
+		r.mu.Unlock()
 		if err != nil {
 			return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, err)
 		}
@@ -92,6 +116,7 @@ func (r *Runner[S]) serve(ctx context.Context, sess *kgo.GroupTransactSession) e
 		failures++
 		d := retryPolicy.Delay(failures)
 		r.log.Warn(what+"; retrying", "err", oneLine(err), "attempt", failures, "retry_in", d.Round(time.Millisecond))
+		r.setFailing(what, err, failures)
 		clock.Sleep(ctx, d)
 	}
 	for {
@@ -103,9 +128,10 @@ func (r *Runner[S]) serve(ctx context.Context, sess *kgo.GroupTransactSession) e
 			if fatal(err) {
 				return err
 			}
-			retry("poll failed (franz-go rejoins the group and refetches by itself)", err)
+			retry(whatPoll, err)
 			continue
 		}
+		r.clearFailing(whatPoll)
 		if fs.NumRecords() == 0 {
 			continue
 		}
@@ -125,6 +151,7 @@ func (r *Runner[S]) serve(ctx context.Context, sess *kgo.GroupTransactSession) e
 		}
 		if committed {
 			failures = 0
+			r.setFailing("", nil, 0)
 			r.snapshots(ctx, touched)
 			continue
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/recq/recq/deadletter"
+	"github.com/recq/recq/health"
 	"github.com/recq/recq/streams"
 )
 
@@ -114,13 +115,20 @@ type Runner[S any] struct {
 	partitionsHeader []byte                  // HeaderPartitions' value
 	halt             context.CancelCauseFunc // ends Run from a group callback
 
-	mu    sync.Mutex // guards cache: the poll loop and revocation callbacks
+	mu    sync.Mutex // guards what follows: the poll loop, group callbacks, Status
 	cache *stateCache[S]
+	// For Status: whether Run runs, has joined its group, owns which
+	// partitions, and what it is retrying; broker is the probe's view.
+	running bool
+	joined  bool
+	owned   map[int32]bool
+	failing *Failure
+	broker  health.Probe
 }
 
 // NewRunner returns a runner of agg's commands.
 func NewRunner[S any](agg *Aggregate[S], codec Codec, brokers []string, opts ...RunnerOption) (*Runner[S], error) {
-	r := &Runner[S]{agg: agg, codec: codec, brokers: brokers, group: agg.name + ".runner"}
+	r := &Runner[S]{agg: agg, codec: codec, brokers: brokers, group: agg.name + ".runner", owned: map[int32]bool{}}
 	for _, o := range opts {
 		o(&r.cfg)
 	}
@@ -147,13 +155,23 @@ func NewRunner[S any](agg *Aggregate[S], codec Codec, brokers []string, opts ...
 func (r *Runner[S]) drop(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.cache.dropPartitions(lost[CommandsTopic(r.agg.name)])
+	ps := lost[CommandsTopic(r.agg.name)]
+	r.cache.dropPartitions(ps)
+	for _, p := range ps {
+		delete(r.owned, p)
+	}
 }
 
 // assigned stops the runner when it is given a partition beyond the count
 // it started with: partitions were added to the commands topic, and keys
 // now hash to partitions that do not hold their history.
 func (r *Runner[S]) assigned(_ context.Context, _ *kgo.Client, got map[string][]int32) {
+	r.mu.Lock()
+	r.joined = true
+	for _, p := range got[CommandsTopic(r.agg.name)] {
+		r.owned[p] = true
+	}
+	r.mu.Unlock()
 	for _, p := range got[CommandsTopic(r.agg.name)] {
 		if int(p) >= r.partitions {
 			r.halt(fmt.Errorf("%w: partitions were added to %s while the runner ran (it started with %d, was given partition %d); partitions cannot be added to an aggregate's topics: scale it with a new topic pair (docs/ARCHITECTURE.md, \"Scaling an aggregate\")",
@@ -165,21 +183,25 @@ func (r *Runner[S]) assigned(_ context.Context, _ *kgo.Client, got map[string][]
 
 // prepare checks the broker, the topics and the runner's dead event queue,
 // <aggregate>.runner.dlq (as wide as the commands topic), before the first
-// poll. The queue has no retry topic: the sender of a command that cannot
-// be read is answered "undecodable" and sends a fixed one; the queue keeps
-// the original for inspection and discard.
-func (r *Runner[S]) prepare(ctx context.Context) error {
+// poll, and returns the client it checked them with (the broker probe's,
+// for as long as Run runs). The queue has no retry topic: the sender of a
+// command that cannot be read is answered "undecodable" and sends a fixed
+// one; the queue keeps the original for inspection and discard.
+func (r *Runner[S]) prepare(ctx context.Context) (*kgo.Client, error) {
 	cl, err := streams.Dial(ctx, r.brokers)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer cl.Close()
 	adm := streams.NewAdmin(cl)
-	if r.partitions, err = r.checkTopics(ctx, adm); err != nil {
-		return err
+	if r.partitions, err = r.checkTopics(ctx, adm); err == nil {
+		err = deadletter.EnsureTopics(ctx, adm, r.group, false, CommandsTopic(r.agg.name))
+	}
+	if err != nil {
+		cl.Close()
+		return nil, err
 	}
 	r.partitionsHeader = []byte(strconv.Itoa(r.partitions))
-	return deadletter.EnsureTopics(ctx, adm, r.group, false, CommandsTopic(r.agg.name))
+	return cl, nil
 }
 
 type key struct {

@@ -140,9 +140,11 @@
 //
 // # Reading
 //
-// Ready reports that the runner reached the head of its topics (the last
-// stable offset of each owned partition when it was assigned); WaitHead
-// waits for it; HealthHandler serves /livez, /readyz and /status.
+// WaitHead waits until the runner reached the head of its topics (the last
+// stable offset of each owned partition when it was assigned). Ready says
+// the runner is doing its work now: at the head, reaching the broker, and
+// retrying nothing (Status.Reason says why not); health.Handler(runners...)
+// serves /livez, /readyz and /status.
 // A Projection answers typed queries (Query, Ask, and Handler over HTTP);
 // Consistent() makes a query wait until the projector has handled every
 // event committed before it (CatchUp), which gives read-your-writes after

@@ -173,36 +173,3 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func writeError(w http.ResponseWriter, code int, err error) {
 	writeJSON(w, code, map[string]string{"error": strings.TrimSpace(err.Error())})
 }
-
-// HealthHandler serves liveness and readiness of runners for a service's
-// probes:
-//
-//	GET /livez   200 while every runner's Run is running, else 503
-//	GET /readyz  200 once every runner has reached the head, else 503
-//	GET /status  every runner's Status as JSON
-func HealthHandler(runners ...*Runner) http.Handler {
-	mux := http.NewServeMux()
-	check := func(ok func(*Runner) bool) http.HandlerFunc {
-		return func(w http.ResponseWriter, _ *http.Request) {
-			code := http.StatusOK
-			for _, r := range runners {
-				if !ok(r) {
-					code = http.StatusServiceUnavailable
-				}
-			}
-			writeJSON(w, code, statuses(runners))
-		}
-	}
-	mux.HandleFunc("GET /livez", check(func(r *Runner) bool { return r.Alive() == nil }))
-	mux.HandleFunc("GET /readyz", check((*Runner).Ready))
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, statuses(runners)) })
-	return mux
-}
-
-func statuses(runners []*Runner) []Status {
-	out := make([]Status, len(runners))
-	for i, r := range runners {
-		out[i] = r.Status()
-	}
-	return out
-}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/recq/recq/consumers"
+	"github.com/recq/recq/health"
 )
 
 type (
@@ -75,8 +76,8 @@ func TestProjectionHTTP(t *testing.T) {
 	r, _ := start(t, b, c)
 	srv := httptest.NewServer(ledgerProjection(r, read).Handler())
 	defer srv.Close()
-	health := httptest.NewServer(consumers.HealthHandler(r))
-	defer health.Close()
+	hs := httptest.NewServer(health.Handler(r))
+	defer hs.Close()
 	ctx := context.Background()
 	must(t, b.pub.Publish(ctx, b.record(ctx, "acct-1", Deposited{Amount: 42})))
 
@@ -107,12 +108,16 @@ func TestProjectionHTTP(t *testing.T) {
 
 	waitHead(t, r)
 	for _, path := range []string{"/livez", "/readyz"} {
-		resp, err := http.Get(health.URL + path)
+		resp, err := http.Get(hs.URL + path)
 		must(t, err)
-		var st []consumers.Status
+		var st []struct {
+			Name   string           `json:"name"`
+			Ready  bool             `json:"ready"`
+			Status consumers.Status `json:"status"`
+		}
 		must(t, json.NewDecoder(resp.Body).Decode(&st))
 		resp.Body.Close()
-		if resp.StatusCode != 200 || len(st) != 1 || st[0].Group != "bank.http.v1" || !st[0].Ready {
+		if resp.StatusCode != 200 || len(st) != 1 || st[0].Name != "consumer bank.http.v1" || !st[0].Ready || st[0].Status.Group != "bank.http.v1" {
 			t.Errorf("%s: %d %+v", path, resp.StatusCode, st)
 		}
 	}
@@ -123,7 +128,7 @@ func TestHealthBeforeRunIsUnavailable(t *testing.T) {
 	b := newBank(t, 1)
 	r, err := consumers.NewRunner(c, b.serde, []string{b.addr})
 	must(t, err)
-	srv := httptest.NewServer(consumers.HealthHandler(r))
+	srv := httptest.NewServer(health.Handler(r))
 	defer srv.Close()
 	for _, path := range []string{"/livez", "/readyz"} {
 		resp, err := http.Get(srv.URL + path)

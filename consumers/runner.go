@@ -19,6 +19,7 @@ import (
 	"github.com/recq/recq/consumers/dedupe"
 	"github.com/recq/recq/consumers/state"
 	"github.com/recq/recq/deadletter"
+	"github.com/recq/recq/health"
 	"github.com/recq/recq/internal/clock"
 	"github.com/recq/recq/streams"
 )
@@ -55,6 +56,7 @@ type Runner struct {
 	atHead  bool          // latched once every owned partition reached its head
 	changed chan struct{} // closed and replaced on every change of progress
 	failing *Failure
+	broker  health.Probe       // whether the broker answers, for Ready
 	wake    context.CancelFunc // ends the poll in progress
 	// commits are the batch commits in flight (and those applying held
 	// writes), owned by the poll loop; rebalance callbacks wait for them.
@@ -217,7 +219,12 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumers: %s: %w", r.group, err)
 	}
+	pctx, stopProbe := context.WithCancel(ctx)
+	var probe sync.WaitGroup
+	probe.Go(func() { r.broker.Run(pctx, cl.Ping) })
 	r.loop(ctx, cl)
+	stopProbe()
+	probe.Wait()
 	// Leave with the positions of everything handled committed. Close's
 	// revocation commits too, but a static member does not leave the group
 	// on Close, so its offsets do not rest on that path.
@@ -294,7 +301,11 @@ func (r *Runner) loop(ctx context.Context, cl *kgo.Client) {
 			return
 		}
 		fs.EachError(func(t string, p int32, err error) {
-			if !woken || !errors.Is(err, context.Canceled) {
+			switch {
+			case woken && errors.Is(err, context.Canceled):
+			case t == "": // not a fetch: franz-go reports the group session here
+				r.log.Warn("group session failed; franz-go rejoins", "err", err)
+			default:
 				r.log.Warn("fetch failed; franz-go retries", "topic", t, "partition", p, "err", err)
 			}
 		})

@@ -14,24 +14,45 @@ import (
 
 	"github.com/recq/recq/consumers/state"
 	"github.com/recq/recq/deadletter"
+	"github.com/recq/recq/health"
 )
 
 // remotePoll is how often a wait re-reads positions this member does not
 // own (another member advances them; no event tells us).
 const remotePoll = 100 * time.Millisecond
 
-// Ready reports whether the runner has reached the head of its topics: every
-// partition it owned had been handled up to the last stable offset it had
-// when assigned (Evento's head reached). It stays true afterwards; use it
-// for readiness checks.
-func (r *Runner) Ready() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.atHead
+// Ready reports whether the runner is doing its work now: it has reached
+// the head of its topics (every partition it owned had been handled up to
+// the last stable offset it had when assigned: Evento's head reached,
+// latched once), it reaches the broker, and it is not backing off a
+// failing event, commit or store. Status.Reason says why it is not.
+func (r *Runner) Ready() bool { return r.Status().Ready }
+
+// Health reports the runner for health.Handler.
+func (r *Runner) Health() health.Report {
+	st := r.Status()
+	return health.Report{Name: "consumer " + r.group, Alive: st.Running, Ready: st.Ready, Reason: st.Reason, Status: st}
 }
 
-// WaitHead blocks until Ready, ctx ends, or Run returns. It may be called
-// before Run starts.
+// notReadyLocked says why the runner is not ready, or "".
+func (r *Runner) notReadyLocked() string {
+	since, err := r.broker.Failing()
+	switch {
+	case !r.running.Load():
+		return "not running"
+	case err != nil:
+		return fmt.Sprintf("the broker has not answered since %s: %v", since.Format(time.RFC3339), err)
+	case r.failing != nil:
+		f := r.failing
+		return fmt.Sprintf("retrying %s offset %d since %s (%d attempts): %s", f.Partition, f.Offset, f.Since.Format(time.RFC3339), f.Attempts, f.Error)
+	case !r.atHead:
+		return "catching up: the head of its topics is not reached yet"
+	}
+	return ""
+}
+
+// WaitHead blocks until the runner has reached the head of its topics (see
+// Ready), ctx ends, or Run returns. It may be called before Run starts.
 func (r *Runner) WaitHead(ctx context.Context) error {
 	return r.await(ctx, "the head", func() bool { return r.atHead })
 }
@@ -61,7 +82,8 @@ func (r *Runner) await(ctx context.Context, what string, cond func() bool) error
 type Status struct {
 	Group      string
 	Running    bool
-	Ready      bool
+	Ready      bool   // see Runner.Ready
+	Reason     string `json:",omitempty"` // why it is not ready
 	Partitions []PartitionStatus
 	// Failing is the event or commit being retried, if any.
 	Failing *Failure `json:",omitempty"`
@@ -88,7 +110,8 @@ type PartitionStatus struct {
 func (r *Runner) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := Status{Group: r.group, Running: r.running.Load(), Ready: r.atHead}
+	s := Status{Group: r.group, Running: r.running.Load(), Reason: r.notReadyLocked()}
+	s.Ready = s.Reason == ""
 	if r.q != nil {
 		s.Dead = r.q.Index().Count(deadletter.StatusPending)
 	}

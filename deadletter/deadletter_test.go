@@ -34,6 +34,7 @@ func TestClassify(t *testing.T) {
 		{"panic", &PanicError{Value: "boom"}, KindPermanent},
 		{"not framed", fmt.Errorf("decode: %w", schema.ErrNotFramed), KindPermanent},
 		{"unknown schema id", fmt.Errorf("decode: %w", schema.ErrUnknownSchemaID), KindPermanent},
+		{"registry unavailable (a 500)", fmt.Errorf("decode: %w: %w", schema.ErrRegistryUnavailable, errors.New("500 Internal Server Error")), KindTransient},
 	} {
 		if got := Classify(c.err); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)

@@ -82,9 +82,10 @@ type PanicError struct {
 func (p *PanicError) Error() string { return fmt.Sprintf("handler panicked: %v", p.Value) }
 
 // Classify says whether err is transient or permanent. The outermost mark
-// (Permanent, Transient) wins. Unmarked, these are transient: context
-// deadlines, network errors (net.Error, refused or reset connections,
-// unexpected EOF); and these permanent: panics and payloads that cannot be
+// (Permanent, Transient) wins. Unmarked, these are transient: an
+// unavailable schema registry, context deadlines, network errors
+// (net.Error, refused or reset connections, unexpected EOF); and these
+// permanent: panics and payloads that cannot be
 // decoded (not Confluent-framed, unknown schema id, incompatible or
 // malformed Avro). Everything else is permanent: a handler that returns
 // an error about an event is taken at its word, after the policy's
@@ -104,7 +105,8 @@ func Classify(err error) Kind {
 	}
 	var ne net.Error
 	switch {
-	case errors.Is(err, context.DeadlineExceeded),
+	case errors.Is(err, schema.ErrRegistryUnavailable),
+		errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &ne),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
 		errors.Is(err, syscall.EPIPE), errors.Is(err, io.ErrUnexpectedEOF),

@@ -22,10 +22,11 @@ import (
 	"github.com/recq/recq/streams"
 )
 
-// devSerde returns a serde on dev's registry that registers what it meets.
-func devSerde(t *testing.T, dev *testenv.Dev) *schema.Serde {
+// serdeAt returns a serde on the registry at url that registers what it
+// meets.
+func serdeAt(t *testing.T, url string) *schema.Serde {
 	t.Helper()
-	src, err := sr.NewClient(sr.URLs(dev.Registry))
+	src, err := sr.NewClient(sr.URLs(url))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func devSerde(t *testing.T, dev *testenv.Dev) *schema.Serde {
 // registry, closed at cleanup.
 func todoInvoker(ctx context.Context, t *testing.T, dev *testenv.Dev) *aggregates.Invoker {
 	t.Helper()
-	iv, err := aggregates.NewInvoker(ctx, []string{dev.Addr}, devSerde(t, dev))
+	iv, err := aggregates.NewInvoker(ctx, []string{dev.Addr}, serdeAt(t, dev.Registry))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +181,22 @@ func runnerCrashTest(t *testing.T, commands int, start func(restart int) (env, a
 		t.Fatal(err)
 	}
 
-	events := testenv.ReadTopic(t, dev.Addr, aggregates.EventsTopic(todo.Name))
+	checkCommandEvents(t, dev.Addr, lists, commands)
+	t.Logf("%d commands over %d lists, %d accepted answers, 3 kills", commands, lists, accepted.Load())
+	waits := 0
+	for _, p := range procs {
+		waits += strings.Count(p.Output(), "waits for an open transaction")
+	}
+	return waits
+}
+
+// checkCommandEvents checks the todo event topic after lists creations and
+// commands AddItem commands with ids cmd-0..cmd-<commands-1>: exactly one
+// event per command, each in its aggregate's home partition, versions
+// contiguous per list.
+func checkCommandEvents(t *testing.T, addr string, lists, commands int) {
+	t.Helper()
+	events := testenv.ReadTopic(t, addr, aggregates.EventsTopic(todo.Name))
 	versions := map[string]int64{}
 	causes := map[string]int{}
 	for _, e := range events {
@@ -205,12 +221,7 @@ func runnerCrashTest(t *testing.T, commands int, start func(restart int) (env, a
 			t.Fatalf("command %d has %d events, want exactly 1", n, c)
 		}
 	}
-	t.Logf("%d commands, %d accepted answers, 3 kills; %d events, versions contiguous for %d lists", commands, accepted.Load(), len(events), len(versions))
-	waits := 0
-	for _, p := range procs {
-		waits += strings.Count(p.Output(), "waits for an open transaction")
-	}
-	return waits
+	t.Logf("%d events, one per command, versions contiguous for %d lists", len(events), len(versions))
 }
 
 // Two runner processes in one group split the partitions; one is killed

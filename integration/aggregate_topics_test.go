@@ -89,7 +89,7 @@ func TestAggregateCommandsFromForeignPartitioners(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	iv := todoInvoker(ctx, t, dev)
-	serde := devSerde(t, dev)
+	serde := serdeAt(t, dev.Registry)
 	manual := testenv.Client(t, dev.Addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	byHand := func(list, id string, cmd any) {
 		val, typ, err := serde.Encode(ctx, aggregates.CommandsTopic(todo.Name), cmd)

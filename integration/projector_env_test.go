@@ -15,7 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/recq/recq/aggregates"
 	"github.com/recq/recq/consumers"
@@ -33,6 +32,7 @@ import (
 type statsEnv struct {
 	t         *testing.T
 	dev       *testenv.Dev
+	registry  string // the registry URL the projector uses: dev's unless a test runs another
 	redis     *testenv.RedisServer
 	rdb       *redis.Client
 	serde     *schema.Serde
@@ -45,17 +45,24 @@ var eventsTopic = aggregates.EventsTopic(todo.Name)
 
 func newStatsEnv(t *testing.T, rs *testenv.RedisServer) *statsEnv {
 	t.Helper()
-	e := &statsEnv{t: t, dev: testenv.StartDev(t, t.TempDir()), redis: rs}
-	testenv.Topic(t, e.dev.Addr, eventsTopic, 8)
+	return newStatsEnvAt(t, rs, t.TempDir())
+}
+
+// newStatsEnvAt is newStatsEnv with recq dev's data in dataDir. The todo
+// topics are made as the todo runner makes them, so it can run beside.
+func newStatsEnvAt(t *testing.T, rs *testenv.RedisServer, dataDir string) *statsEnv {
+	t.Helper()
+	e := &statsEnv{t: t, dev: testenv.StartDev(t, dataDir), redis: rs}
+	e.registry = e.dev.Registry
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := aggregates.EnsureTopics(ctx, streams.NewAdmin(testenv.Client(t, e.dev.Addr)), todo.Name, 8); err != nil {
+		t.Fatal(err)
+	}
 	e.rdb = redis.NewClient(&redis.Options{Addr: rs.Addr})
 	t.Cleanup(func() { _ = e.rdb.Close() })
-	src, err := sr.NewClient(sr.URLs(e.dev.Registry))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.serde, err = schema.NewSerde(src, schema.WithAutoRegister(true)); err != nil {
-		t.Fatal(err)
-	}
+	e.serde = serdeAt(t, e.dev.Registry)
+	var err error
 	if e.pub, err = streams.NewPublisher(streams.WithBrokers(e.dev.Addr)); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +81,7 @@ func (e *statsEnv) projector(version int, instance string, extra ...string) *tes
 // projectorEnv is projector with env (KEY=value) added to its environment.
 func (e *statsEnv) projectorEnv(env []string, version int, instance string, extra ...string) *testenv.Proc {
 	e.t.Helper()
-	args := append([]string{"-brokers", e.dev.Addr, "-registry", e.dev.Registry, "-redis", e.redis.Addr,
+	args := append([]string{"-brokers", e.dev.Addr, "-registry", e.registry, "-redis", e.redis.Addr,
 		"-version", strconv.Itoa(version), "-instance", instance}, extra...)
 	return testenv.StartEnv(e.t, env, "todo projector: running", e.bin, args...)
 }
@@ -286,9 +293,15 @@ func status(t *testing.T, addr string) []consumers.Status {
 		return nil
 	}
 	defer resp.Body.Close()
-	var st []consumers.Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+	var reports []struct {
+		Status consumers.Status `json:"status"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&reports); err != nil {
 		t.Fatal(err)
+	}
+	st := make([]consumers.Status, len(reports))
+	for i, r := range reports {
+		st[i] = r.Status
 	}
 	return st
 }

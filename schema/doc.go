@@ -100,6 +100,19 @@
 // [Serde.DecodeJSON] and [Serde.EncodeJSON] serve tools that know no Go types
 // (recq consume, replay, produce --subject).
 //
+// # Registry outages
+//
+// A schema id never changes meaning, so a Serde keeps every writer schema
+// it has fetched, and every schema it registered or looked up to encode,
+// for its whole life: it decodes what it wrote, and anything it read once,
+// without the registry. What it has never seen needs the registry. A
+// process that starts while the registry is down can therefore encode
+// nothing new and decode nothing until it is back, however long that
+// takes: the failure is a fetch error (not ErrUnknownSchemaID, not
+// ErrMalformed), which recq's runners retry as transient, so nothing is
+// refused or dead-lettered meanwhile; they resume within a retry (at most
+// 2 s for the aggregate runner) of the registry answering again.
+//
 // # Concurrency and cost
 //
 // A Serde is safe for concurrent use. Everything is compiled once: per Go type

@@ -32,6 +32,11 @@ var (
 	ErrUnsupportedType = errors.New("unsupported type")
 	// ErrMalformed: the Avro payload is corrupt or truncated.
 	ErrMalformed = errors.New("malformed Avro data")
+	// ErrRegistryUnavailable: the registry did not give an answer (not
+	// reachable, timed out, or failed with a server error): nothing is
+	// known about the schema yet, and asking again later may succeed. The
+	// error also wraps the cause.
+	ErrRegistryUnavailable = errors.New("schema registry unavailable")
 )
 
 // FieldError locates a problem inside a record: Field is a path such as

@@ -222,7 +222,7 @@ func (s *Serde) register(ctx context.Context, k subjectKey) (int, error) {
 		case registryCode(err) == sr.ErrIncompatibleSchema.Code:
 			return 0, fmt.Errorf("schema: register %s under subject %q: %w: %v", ti.name, subject, ErrIncompatible, err)
 		case err != nil:
-			return 0, fmt.Errorf("schema: register %s under subject %q: %w", ti.name, subject, err)
+			return 0, fmt.Errorf("schema: register %s under subject %q: %w", ti.name, subject, unanswered(err))
 		}
 		s.remember(id, ti)
 		return id, nil
@@ -234,10 +234,21 @@ func (s *Serde) register(ctx context.Context, k subjectKey) (int, error) {
 			"register it with `recq schema register %s --file %s.avsc` (schema.SchemaOf gives the .avsc) or enable schema.WithAutoRegister(true)",
 			subject, ErrSchemaNotRegistered, ti.name, subject, shortName(ti.name))
 	case err != nil:
-		return 0, fmt.Errorf("schema: look up %s under subject %q: %w", ti.name, subject, err)
+		return 0, fmt.Errorf("schema: look up %s under subject %q: %w", ti.name, subject, unanswered(err))
 	}
 	s.remember(ss.ID, ti)
 	return ss.ID, nil
+}
+
+// unanswered marks a registry failure that is no answer about the schema
+// (no connection, a timeout, a 5xx) with ErrRegistryUnavailable: asking
+// again may succeed. A 4xx is the registry's answer and stays as it is.
+func unanswered(err error) error {
+	var re *sr.ResponseError
+	if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrRegistryUnavailable, err)
 }
 
 // registryCode is the Confluent error code of a registry error, 0 if none.
@@ -266,7 +277,7 @@ func (s *Serde) fetchWriter(ctx context.Context, id int) (*writerSchema, error) 
 	case registryCode(err) == sr.ErrSchemaNotFound.Code:
 		return nil, fmt.Errorf("schema: schema id %d: %w", id, ErrUnknownSchemaID)
 	case err != nil:
-		return nil, fmt.Errorf("schema: fetch schema id %d: %w", id, err)
+		return nil, fmt.Errorf("schema: fetch schema id %d: %w", id, unanswered(err))
 	case sch.Type != sr.TypeAvro:
 		return nil, unsupported("schema: schema id %d is %s, not Avro", id, sch.Type)
 	case len(sch.References) > 0:
@@ -486,7 +497,7 @@ func (s *Serde) fetchLatest(ctx context.Context, subject string) (int, error) {
 		return 0, fmt.Errorf("schema: subject %q: %w: register one with `recq schema register %s --file x.avsc`",
 			subject, ErrSchemaNotRegistered, subject)
 	case err != nil:
-		return 0, fmt.Errorf("schema: latest schema of subject %q: %w", subject, err)
+		return 0, fmt.Errorf("schema: latest schema of subject %q: %w", subject, unanswered(err))
 	}
 	return ss.ID, nil
 }

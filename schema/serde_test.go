@@ -588,3 +588,31 @@ func TestSerdeReadsWhatItWroteWithoutTheRegistry(t *testing.T) {
 		})
 	}
 }
+
+// A registry that does not answer is ErrRegistryUnavailable (retry later),
+// not an answer about the schema.
+func TestRegistryDownIsUnavailable(t *testing.T) {
+	r := newRegistry(t)
+	s := newSerde(t, r, schema.WithAutoRegister(true))
+	data, _, err := s.Encode(context.Background(), "own", Ordered{OrderID: "o", Total: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcl, err := sr.NewClient(sr.URLs("http://127.0.0.1:1")) // nothing listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	cold, err := schema.NewSerde(srcl, schema.WithAutoRegister(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out Ordered
+	if err := cold.Decode(ctx, "own", data, &out); !errors.Is(err, schema.ErrRegistryUnavailable) || errors.Is(err, schema.ErrUnknownSchemaID) {
+		t.Fatalf("decode with the registry down: %v, want ErrRegistryUnavailable", err)
+	}
+	if _, _, err := cold.Encode(ctx, "own", Ordered{}); !errors.Is(err, schema.ErrRegistryUnavailable) {
+		t.Fatalf("encode with the registry down: %v, want ErrRegistryUnavailable", err)
+	}
+}

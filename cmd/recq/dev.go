@@ -15,6 +15,7 @@ import (
 
 func newDevCmd() *cobra.Command {
 	var cfg broker.Config
+	var minFreeMB int64
 	reg := registryConfig{addrFlag: "--registry-addr"}
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -28,6 +29,11 @@ Records, topics and committed group offsets are kept under --data-dir and
 survive a restart. Without --sync-writes, data survives a killed process
 (the OS keeps what was written) but not a power loss.
 
+When the data dir's disk has less than --min-free-mb free, the broker
+refuses new records with KAFKA_STORAGE_ERROR (clients retry) and says so on
+stderr, until twice that is free again: the space kept is what transaction
+markers and group offsets still need.
+
 Ctrl-C (SIGINT) or SIGTERM saves state and stops cleanly.`,
 		Example: `  recq dev
   recq dev --broker-addr 127.0.0.1:19092 --registry-addr 127.0.0.1:18081 --data-dir /tmp/recq`,
@@ -39,6 +45,10 @@ Ctrl-C (SIGINT) or SIGTERM saves state and stops cleanly.`,
 			}
 			defer unlock()
 			cfg.Log = cmd.ErrOrStderr()
+			cfg.MinFreeBytes = minFreeMB << 20
+			if minFreeMB < 0 {
+				cfg.MinFreeBytes = -1
+			}
 			b, err := broker.Start(cfg)
 			if errors.Is(err, broker.ErrAddrInUse) {
 				return fmt.Errorf("broker address %s is already in use (another recq dev or Kafka?); choose another with --broker-addr", cfg.Addr)
@@ -67,6 +77,7 @@ Ctrl-C (SIGINT) or SIGTERM saves state and stops cleanly.`,
 	cmd.Flags().StringVar(&cfg.Addr, "broker-addr", "127.0.0.1:9092", "host:port the broker listens on")
 	cmd.Flags().StringVar(&cfg.DataDir, "data-dir", filepath.Join(".recq", "data"), "directory for the broker's persistent data")
 	cmd.Flags().BoolVar(&cfg.SyncWrites, "sync-writes", false, "fsync every write (slower; survives power loss)")
+	cmd.Flags().Int64Var(&minFreeMB, "min-free-mb", broker.DefaultMinFreeBytes>>20, "refuse new records while the data dir's disk has less free (MiB; -1: never)")
 	cmd.Flags().StringVar(&reg.addr, "registry-addr", "127.0.0.1:8081", "host:port the schema registry listens on")
 	reg.flags(cmd)
 	return cmd

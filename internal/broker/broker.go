@@ -4,6 +4,7 @@
 package broker
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -30,12 +31,18 @@ type Config struct {
 	// Log receives the broker's warnings and errors (failing to save its
 	// state, say); nil discards them.
 	Log io.Writer
+	// MinFreeBytes is the free space of the data dir's file system under
+	// which a persistent broker refuses new records with
+	// KAFKA_STORAGE_ERROR (until twice that is free). Zero means
+	// DefaultMinFreeBytes; negative turns the check off.
+	MinFreeBytes int64
 }
 
 // Broker is a running embedded broker.
 type Broker struct {
 	c    *kfake.Cluster
 	addr string
+	disk *diskGuard // nil without a data dir
 }
 
 // Start listens on cfg.Addr and starts the broker. A taken port gives an error
@@ -86,11 +93,21 @@ func Start(cfg Config) (*Broker, error) {
 		ln.Close()
 		return nil, fmt.Errorf("broker: start (data dir %q): %w", cfg.DataDir, err)
 	}
-	return &Broker{c: c, addr: ln.Addr().String()}, nil
+	b := &Broker{c: c, addr: ln.Addr().String()}
+	if cfg.DataDir != "" && cfg.MinFreeBytes >= 0 {
+		b.disk = startDiskGuard(c, cfg.DataDir, cmp.Or(cfg.MinFreeBytes, DefaultMinFreeBytes), cfg.Log)
+	}
+	return b, nil
 }
 
 // Addr is the host:port clients connect to.
 func (b *Broker) Addr() string { return b.addr }
 
 // Close stops the broker, saving its state when it is persistent.
-func (b *Broker) Close() { b.c.Close() }
+func (b *Broker) Close() {
+	if b.disk != nil {
+		b.disk.close()
+		b.disk = nil
+	}
+	b.c.Close()
+}

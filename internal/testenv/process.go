@@ -103,6 +103,9 @@ func (p *Proc) Output() string {
 	return p.out.String()
 }
 
+// Signal sends sig (SIGSTOP, SIGCONT, ...) without waiting for anything.
+func (p *Proc) Signal(sig syscall.Signal) error { return p.cmd.Process.Signal(sig) }
+
 // Done is closed when the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
 
@@ -177,6 +180,14 @@ type Dev struct {
 func StartDev(t testing.TB, dataDir string) *Dev {
 	t.Helper()
 	return RestartDev(t, FreeAddr(t), dataDir)
+}
+
+// Restart starts recq dev again (after Kill9 or Stop) on the same broker and
+// registry addresses and data dir, so clients that knew it reconnect.
+func (d *Dev) Restart(t testing.TB) {
+	t.Helper()
+	d.Proc = Start(t, "recq dev: ready", Recq(t), "dev", "--broker-addr", d.Addr,
+		"--registry-addr", strings.TrimPrefix(d.Registry, "http://"), "--data-dir", d.DataDir)
 }
 
 // RestartDev starts recq dev on a given address, e.g. the one a killed

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"github.com/recq/recq/consumers/state"
 	"github.com/recq/recq/deadletter"
 	"github.com/recq/recq/examples/todo"
+	"github.com/recq/recq/health"
 	"github.com/recq/recq/schema"
 	"github.com/recq/recq/streams"
 )
@@ -52,6 +54,7 @@ func main() {
 	flag.StringVar(&c.http, "http", "", "address to serve /query/ (the projection) and /health/ (livez, readyz, status); empty: none")
 	flag.Parse()
 	c.brokers = strings.Split(*brokers, ",")
+	redis.SetLogger(state.RedisLogger(slog.Default()))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, c); err != nil {
@@ -140,7 +143,7 @@ func run(ctx context.Context, c config) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/query/", http.StripPrefix("/query", todo.StatsProjection(rdb, r, r.Group()).Handler()))
-		mux.Handle("/health/", http.StripPrefix("/health", consumers.HealthHandler(r)))
+		mux.Handle("/health/", http.StripPrefix("/health", health.Handler(r)))
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()

@@ -6,6 +6,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -19,7 +22,9 @@ import (
 
 	"github.com/recq/recq/aggregates"
 	"github.com/recq/recq/aggregates/snapshot"
+	"github.com/recq/recq/consumers/state"
 	"github.com/recq/recq/examples/todo"
+	"github.com/recq/recq/health"
 	"github.com/recq/recq/schema"
 	"github.com/recq/recq/streams"
 )
@@ -33,6 +38,7 @@ type config struct {
 	cache      int
 	redis      string
 	every      int64
+	http       string
 }
 
 func main() {
@@ -45,8 +51,10 @@ func main() {
 	flag.IntVar(&c.cache, "cache-size", 0, "aggregates kept loaded (0: 10000); the rest are reloaded from snapshot and events")
 	flag.StringVar(&c.redis, "redis", "", "Redis address for snapshots (empty: no snapshots)")
 	flag.Int64Var(&c.every, "snapshot-every", aggregates.DefaultSnapshotEvery, "events between snapshots (with -redis)")
+	flag.StringVar(&c.http, "http", "", "address to serve /health/ (livez, readyz, status); empty: none")
 	flag.Parse()
 	c.brokers, c.partitions = strings.Split(*brokers, ","), int32(*partitions)
+	redis.SetLogger(state.RedisLogger(slog.Default()))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, c); err != nil {
@@ -87,6 +95,17 @@ func run(ctx context.Context, c config) error {
 	r, err := aggregates.NewRunner(todo.Aggregate(), crashing(serde), c.brokers, opts...)
 	if err != nil {
 		return err
+	}
+	if c.http != "" {
+		ln, err := net.Listen("tcp", c.http)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/health/", http.StripPrefix("/health", health.Handler(r)))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
 	}
 	fmt.Println("todo runner: ready")
 	return r.Run(ctx)
