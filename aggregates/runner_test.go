@@ -12,6 +12,7 @@ import (
 
 	"github.com/recq/recq/aggregates"
 	"github.com/recq/recq/deadletter"
+	"github.com/recq/recq/internal/broker"
 	"github.com/recq/recq/internal/testenv"
 	"github.com/recq/recq/schema"
 	"github.com/recq/recq/streams"
@@ -292,5 +293,32 @@ func TestRunnerUndecodableCommandsAreDead(t *testing.T) {
 	}
 	if _, err := deadletter.Redrive(ctx, []string{addr}, "todo.runner", deadletter.Selection{All: true}, deadletter.Decision{Who: "test"}); !errors.Is(err, deadletter.ErrNoRedrive) {
 		t.Fatalf("redrive of a dead command: %v, want ErrNoRedrive", err)
+	}
+}
+
+// A Send whose command the broker never acknowledged says so (not "no
+// reply"), and how to find out whether it was handled.
+func TestInvokerSaysWhenTheBrokerNeverAcknowledged(t *testing.T) {
+	b, err := broker.Start(broker.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serde := testenv.Serde(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := aggregates.EnsureTopics(ctx, streams.NewAdmin(testenv.Client(t, b.Addr())), "todo", 1); err != nil {
+		t.Fatal(err)
+	}
+	iv, err := aggregates.NewInvoker(ctx, []string{b.Addr()}, serde)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer iv.Close()
+	b.Close()
+	short, stop := context.WithTimeout(ctx, time.Second)
+	defer stop()
+	_, err = iv.Send(short, "todo", "l", CreateList{Name: "l"}, aggregates.WithCommandID("c-1"))
+	if err == nil || !strings.Contains(err.Error(), "the broker did not acknowledge command c-1") || !strings.Contains(err.Error(), `send again with WithCommandID("c-1")`) {
+		t.Fatalf("send to a stopped broker: %v", err)
 	}
 }

@@ -70,16 +70,31 @@ type call[V any] struct {
 }
 
 func (m *onceMap[K, V]) get(ctx context.Context, k K) (V, error) {
+	// A caller that joined a call already in flight gets that call's
+	// failure only if it still fails when asked for itself: the call's
+	// deadline was set when an earlier caller started it, and must not
+	// shorten this caller's.
+	for tries := 0; ; tries++ {
+		v, joined, err := m.once(ctx, k)
+		if err == nil || !joined || ctx.Err() != nil || tries == 2 {
+			return v, err
+		}
+	}
+}
+
+// once gets k's value through one call, started here or joined, and says
+// whether it joined one another caller had started.
+func (m *onceMap[K, V]) once(ctx context.Context, k K) (V, bool, error) {
 	if v, ok := m.done.load(k); ok {
-		return v, nil
+		return v, false, nil
 	}
 	m.mu.Lock()
 	if v, ok := m.done.load(k); ok {
 		m.mu.Unlock()
-		return v, nil
+		return v, false, nil
 	}
-	c, ok := m.calls[k]
-	if !ok {
+	c, joined := m.calls[k]
+	if !joined {
 		c = &call[V]{ready: make(chan struct{})}
 		if m.calls == nil {
 			m.calls = map[K]*call[V]{}
@@ -101,9 +116,9 @@ func (m *onceMap[K, V]) get(ctx context.Context, k K) (V, error) {
 	m.mu.Unlock()
 	select {
 	case <-c.ready:
-		return c.v, c.err
+		return c.v, joined, c.err
 	case <-ctx.Done():
 		var zero V
-		return zero, ctx.Err()
+		return zero, joined, ctx.Err()
 	}
 }
