@@ -63,9 +63,6 @@ func New[S any](name string) *Aggregate[S] {
 	}
 }
 
-// Name is the aggregate type's name.
-func (a *Aggregate[S]) Name() string { return a.name }
-
 // Handle registers the handler of command type C, which runs only on an
 // existing aggregate.
 func Handle[C, S any](a *Aggregate[S], fn func(ctx context.Context, cmd C, state *S) ([]any, error)) {

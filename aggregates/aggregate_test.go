@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/recq/recq/aggregates"
+	"github.com/recq/recq/aggregates/aggregatestest"
 )
 
 // The TodoList of the README: create, add, complete, delete.
@@ -73,18 +74,18 @@ func todo() *aggregates.Aggregate[TodoList] {
 }
 
 func TestCreationCommandOnNewAggregate(t *testing.T) {
-	s := aggregates.Fixture(t, todo()).When(CreateList{Name: "groceries"}).Then(ListCreated{Name: "groceries"})
+	s := aggregatestest.Fixture(t, todo()).When(CreateList{Name: "groceries"}).Then(ListCreated{Name: "groceries"})
 	if s.Name != "groceries" || s.Items == nil {
 		t.Fatalf("state after creation: %+v", s)
 	}
 }
 
 func TestOtherCommandsNeedAnExistingAggregate(t *testing.T) {
-	aggregates.Fixture(t, todo()).When(AddItem{Title: "milk"}).ThenRejected(aggregates.ErrNotFound)
+	aggregatestest.Fixture(t, todo()).When(AddItem{Title: "milk"}).ThenRejected(aggregates.ErrNotFound)
 }
 
 func TestHandlerDecidesFromState(t *testing.T) {
-	f := aggregates.Fixture(t, todo()).Given(ListCreated{Name: "g"}, ItemAdded{Title: "milk"})
+	f := aggregatestest.Fixture(t, todo()).Given(ListCreated{Name: "g"}, ItemAdded{Title: "milk"})
 	f.When(AddItem{Title: "eggs"}).Then(ItemAdded{Title: "eggs"})
 	f.When(AddItem{Title: "milk"}).ThenRejected(errDuplicate)
 	f.When(CompleteItem{Title: "milk"}).Then(ItemCompleted{Title: "milk"})
@@ -92,7 +93,7 @@ func TestHandlerDecidesFromState(t *testing.T) {
 }
 
 func TestCreationCommandOnExistingAggregateIsUpToTheHandler(t *testing.T) {
-	aggregates.Fixture(t, todo()).Given(ListCreated{Name: "g"}).When(CreateList{Name: "again"}).ThenRejected(errListExists)
+	aggregatestest.Fixture(t, todo()).Given(ListCreated{Name: "g"}).When(CreateList{Name: "again"}).ThenRejected(errListExists)
 }
 
 // recorder is a testing.TB that records a fatal failure instead of failing
@@ -130,7 +131,7 @@ func TestFixtureCatchesHandlersThatChangeState(t *testing.T) {
 		return []any{ItemAdded(c)}, nil
 	})
 	msg := fixtureFailure(func(tb testing.TB) {
-		aggregates.Fixture(tb, a).Given(ListCreated{Name: "g"}).When(AddItem{Title: "x"}).Then(ItemAdded{Title: "x"})
+		aggregatestest.Fixture(tb, a).Given(ListCreated{Name: "g"}).When(AddItem{Title: "x"}).Then(ItemAdded{Title: "x"})
 	})
 	if !strings.Contains(msg, "changed the state") {
 		t.Fatalf("fixture let a mutating handler pass: %q", msg)
@@ -138,8 +139,8 @@ func TestFixtureCatchesHandlersThatChangeState(t *testing.T) {
 }
 
 func TestFixtureReportsWrongEventsAndWrongRejections(t *testing.T) {
-	f := func(tb testing.TB) *aggregates.TestFixture[TodoList] {
-		return aggregates.Fixture(tb, todo()).Given(ListCreated{Name: "g"})
+	f := func(tb testing.TB) *aggregatestest.TestFixture[TodoList] {
+		return aggregatestest.Fixture(tb, todo()).Given(ListCreated{Name: "g"})
 	}
 	for name, step := range map[string]func(tb testing.TB){
 		"other events":    func(tb testing.TB) { f(tb).When(AddItem{Title: "a"}).Then(ItemAdded{Title: "b"}) },
@@ -155,24 +156,24 @@ func TestFixtureReportsWrongEventsAndWrongRejections(t *testing.T) {
 }
 
 func TestDeletedAggregateRejectsEverything(t *testing.T) {
-	f := aggregates.Fixture(t, todo()).Given(ListCreated{Name: "g"}, ListDeleted{})
+	f := aggregatestest.Fixture(t, todo()).Given(ListCreated{Name: "g"}, ListDeleted{})
 	for _, cmd := range []any{AddItem{Title: "x"}, CompleteItem{Title: "x"}, DeleteList{}, CreateList{Name: "new"}} {
 		f.When(cmd).ThenRejected(aggregates.ErrDeleted)
 	}
 }
 
 func TestExpectedVersion(t *testing.T) {
-	f := aggregates.Fixture(t, todo()).Given(ListCreated{Name: "g"}, ItemAdded{Title: "a"})
+	f := aggregatestest.Fixture(t, todo()).Given(ListCreated{Name: "g"}, ItemAdded{Title: "a"})
 	f.ExpectVersion(2).When(AddItem{Title: "b"}).Then(ItemAdded{Title: "b"})
 	f.ExpectVersion(1).When(AddItem{Title: "c"}).ThenRejected(aggregates.ErrConflict)
 }
 
 func TestUnknownCommandAndEvent(t *testing.T) {
-	aggregates.Fixture(t, todo()).Given(ListCreated{Name: "g"}).When(Unregistered{}).ThenRejected(aggregates.ErrUnknownCommand)
+	aggregatestest.Fixture(t, todo()).Given(ListCreated{Name: "g"}).When(Unregistered{}).ThenRejected(aggregates.ErrUnknownCommand)
 
 	a := todo()
 	aggregates.Handle(a, func(context.Context, Unregistered, *TodoList) ([]any, error) { return []any{NeverApplied{}}, nil })
-	aggregates.Fixture(t, a).Given(ListCreated{Name: "g"}).When(Unregistered{}).ThenRejected(aggregates.ErrUnknownEvent)
+	aggregatestest.Fixture(t, a).Given(ListCreated{Name: "g"}).When(Unregistered{}).ThenRejected(aggregates.ErrUnknownEvent)
 
 	in := &aggregates.Instance[TodoList]{}
 	if err := todo().Apply(in, NeverApplied{}); !errors.Is(err, aggregates.ErrUnknownEvent) {

@@ -114,7 +114,7 @@ func BenchmarkLoad(b *testing.B) {
 				b.Fatal(err)
 			}
 			// The history, written directly: a start and n-1 increments.
-			p, err := streams.NewPublisher(streams.WithBrokers(addr), streams.WithCodec(serde))
+			p, err := streams.NewPublisher([]string{addr}, streams.WithCodec(serde))
 			if err != nil {
 				b.Fatal(err)
 			}

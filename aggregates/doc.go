@@ -69,14 +69,14 @@
 //     short of an event that is, or may yet be, committed.
 //
 // Run returns an error wrapping ErrTopics, saying what to do, when one of
-// these does not hold.
+// these does not hold, at start or (partitions added) within TopicsWatch.
 //
 // # Testing
 //
-// Fixture runs the real handlers without a broker, in Axon's
+// aggregatestest.Fixture runs the real handlers without a broker, in Axon's
 // given-when-then form:
 //
-//	aggregates.Fixture(t, todo).Given(ListCreated{...}).When(AddItem{...}).Then(ItemAdded{...})
+//	aggregatestest.Fixture(t, todo).Given(ListCreated{...}).When(AddItem{...}).Then(ItemAdded{...})
 //
 // # Concurrency
 //

@@ -186,7 +186,8 @@ func event(t *testing.T, serde *schema.Serde, id string, v int64, e any) *kgo.Re
 // for it to be decided rather than deciding on a history without it.
 func TestRunnerNeverDecidesOnATruncatedHistory(t *testing.T) {
 	addr, serde := platform(t)
-	iv := runTodoWith(t, addr, serde, aggregates.WithCacheSize(1))
+	var log testenv.LogBuffer
+	iv := runTodoWith(t, addr, serde, aggregates.WithCacheSize(1), aggregates.WithLogger(log.Logger()))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// Two lists in one partition, so that each command evicts the other.
@@ -245,6 +246,12 @@ func TestRunnerNeverDecidesOnATruncatedHistory(t *testing.T) {
 	}
 	if err := stuck.EndTransaction(ctx, kgo.TryAbort); err != nil {
 		t.Fatal(err)
+	}
+	// The runner said what it waited for, for an operator to see.
+	for _, want := range []string{"loading an aggregate waits for an open transaction", "aggregate=list-k", "history is not decided yet"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("the runner's log does not say %q:\n%s", want, log.String())
+		}
 	}
 }
 
@@ -341,5 +348,31 @@ func TestRunnerRefusesTopicsThatLoseHistory(t *testing.T) {
 			}
 		}
 		refused(t, run(t, addr, serde), "written when the topics had 2 partitions; they have 4 now", "new topic pair")
+	})
+	// The group would rebalance onto the new partitions only after its
+	// metadata ages (minutes); the runner's own watch stops it first.
+	t.Run("partitions added while it runs", func(t *testing.T) {
+		addr, serde := platform(t)
+		if err := aggregates.EnsureTopics(context.Background(), streams.NewAdmin(testenv.Client(t, addr)), "todo", 2); err != nil {
+			t.Fatal(err)
+		}
+		r, err := aggregates.NewRunner(todo(), serde, []string{addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		testenv.WaitFor(t, "the runner ready", 10*time.Second, r.Ready)
+		if _, err := kadm.NewClient(testenv.Client(t, addr)).CreatePartitions(context.Background(), 1, aggregates.CommandsTopic("todo"), aggregates.EventsTopic("todo")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			refused(t, err, "partitions were added", "it started with 2, they have 3 now", "new topic pair")
+		case <-ctx.Done():
+			t.Fatal("the runner kept running on topics whose partitions were added")
+		}
 	})
 }

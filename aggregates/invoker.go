@@ -3,10 +3,10 @@ package aggregates
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -15,6 +15,32 @@ import (
 
 // DefaultRepliesTopic is where runners answer invokers unless told otherwise.
 const DefaultRepliesTopic = "recq.replies"
+
+// DefaultReplyPartitions is how many partitions an invoker gives the replies
+// topic when it creates it.
+const DefaultReplyPartitions = 8
+
+// InvokerOption configures an Invoker.
+type InvokerOption func(*invokerConfig)
+
+type invokerConfig struct {
+	replies    string
+	partitions int32
+}
+
+// WithRepliesTopic sets the topic the invoker asks runners to answer on
+// (default DefaultRepliesTopic), e.g. one per service so a service reads
+// only its own replies.
+func WithRepliesTopic(topic string) InvokerOption {
+	return func(c *invokerConfig) { c.replies = topic }
+}
+
+// WithReplyPartitions sets the partitions of the replies topic when the
+// invoker creates it (default DefaultReplyPartitions); an existing topic
+// keeps its own.
+func WithReplyPartitions(n int32) InvokerOption {
+	return func(c *invokerConfig) { c.partitions = n }
+}
 
 // Invoker sends commands to aggregates and waits for their replies
 // (Evento's command gateway): request-reply over Kafka, matched by command id.
@@ -32,26 +58,33 @@ type Invoker struct {
 
 // NewInvoker connects to brokers, makes sure the replies topic exists, and
 // starts listening to it from its current end.
-func NewInvoker(ctx context.Context, brokers []string, codec Codec) (*Invoker, error) {
-	pub, err := streams.NewPublisher(streams.WithBrokers(brokers...), streams.WithCodec(codec))
+func NewInvoker(ctx context.Context, brokers []string, codec Codec, opts ...InvokerOption) (*Invoker, error) {
+	cfg := invokerConfig{replies: DefaultRepliesTopic, partitions: DefaultReplyPartitions}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.replies == "" || cfg.partitions < 1 {
+		return nil, fmt.Errorf("aggregates: invoker: replies topic %q with %d partitions: want a name and at least 1", cfg.replies, cfg.partitions)
+	}
+	pub, err := streams.NewPublisher(brokers, streams.WithCodec(codec))
 	if err != nil {
 		return nil, err
 	}
 	adm := streams.NewAdmin(pub.Client())
-	if err := adm.CreateTopic(ctx, streams.TopicSpec{Name: DefaultRepliesTopic, Partitions: 8}); err != nil && !errors.Is(err, streams.ErrTopicExists) {
+	if err := adm.EnsureTopic(ctx, streams.TopicSpec{Name: cfg.replies, Partitions: cfg.partitions}); err != nil {
 		pub.Close(ctx)
 		return nil, fmt.Errorf("aggregates: invoker: %w", err)
 	}
 	// Start exactly at today's ends, looked up now: a reply produced after
 	// NewInvoker returns is never missed, whatever the clocks say.
-	ends, err := adm.EndOffsets(ctx, DefaultRepliesTopic)
+	ends, err := adm.EndOffsets(ctx, cfg.replies)
 	if err != nil {
 		pub.Close(ctx)
 		return nil, fmt.Errorf("aggregates: invoker: %w", err)
 	}
-	at := map[string]map[int32]kgo.Offset{DefaultRepliesTopic: {}}
-	for p, o := range ends[DefaultRepliesTopic] {
-		at[DefaultRepliesTopic][p] = kgo.NewOffset().At(o)
+	at := map[string]map[int32]kgo.Offset{cfg.replies: {}}
+	for p, o := range ends[cfg.replies] {
+		at[cfg.replies][p] = kgo.NewOffset().At(o)
 	}
 	reader, err := streams.NewClient(brokers, kgo.ConsumePartitions(at))
 	if err != nil {
@@ -59,7 +92,7 @@ func NewInvoker(ctx context.Context, brokers []string, codec Codec) (*Invoker, e
 		return nil, err
 	}
 	lctx, stop := context.WithCancel(context.Background())
-	iv := &Invoker{pub: pub, codec: codec, replies: DefaultRepliesTopic, reader: reader,
+	iv := &Invoker{pub: pub, codec: codec, replies: cfg.replies, reader: reader,
 		pending: map[string]chan Reply{}, stop: stop, done: make(chan struct{})}
 	go iv.listen(lctx)
 	return iv, nil
@@ -195,19 +228,17 @@ func (iv *Invoker) SendAsync(ctx context.Context, aggregate, id string, cmd any,
 	return out
 }
 
-func replyErr(rp Reply) error {
-	for _, c := range codes {
-		if c.code == rp.Code {
-			return fmt.Errorf("%s: %w", rp.Error, c.err)
-		}
-	}
-	return &RejectedError{Err: errors.New(rp.Error)}
-}
+// closeFlush bounds how long Close waits for commands still buffered.
+const closeFlush = 10 * time.Second
 
-// Close stops listening and closes the invoker's clients.
+// Close stops listening and closes the invoker's clients, after waiting
+// up to 10 s for commands still buffered (a broker that is down would
+// hold them for ever; their Sends have failed or timed out by then).
 func (iv *Invoker) Close() {
 	iv.stop()
 	iv.reader.Close()
 	<-iv.done
-	iv.pub.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), closeFlush)
+	defer cancel()
+	iv.pub.Close(ctx)
 }

@@ -53,15 +53,8 @@ func (r *Runner[S]) load(ctx context.Context, k key) (*entry[S], error) {
 	if r.agg.stateless {
 		e = &entry[S]{seen: map[string]bool{}}
 	} else {
-		// A first, short wait covers markers on their way; a longer one
-		// is logged, so an operator sees what holds the aggregate.
 		var err error
-		e, err = r.rebuild(ctx, k, time.Second)
-		if errors.Is(err, streams.ErrUndecided) && ctx.Err() == nil {
-			r.log.Info("loading an aggregate waits for an open transaction that holds some of its events", "aggregate", k.id, "err", err)
-			e, err = r.rebuild(ctx, k, LoadWait-time.Second)
-		}
-		if errors.Is(err, streams.ErrUndecided) && ctx.Err() == nil {
+		if e, err = r.rebuild(ctx, k); errors.Is(err, streams.ErrUndecided) && ctx.Err() == nil {
 			return nil, fmt.Errorf("load %s %s: %w: %w", r.agg.name, k.id, errUndecided, err)
 		}
 		if err != nil {
@@ -74,18 +67,22 @@ func (r *Runner[S]) load(ctx context.Context, k key) (*entry[S], error) {
 	return e, nil
 }
 
-// rebuild loads k from its snapshot and the events after it, waiting at
-// most wait for the aggregate's undecided ones.
-func (r *Runner[S]) rebuild(ctx context.Context, k key, wait time.Duration) (*entry[S], error) {
+// rebuild loads k from its snapshot and the events after it, waiting up
+// to LoadWait for the aggregate's undecided ones (a wait past a second is
+// logged, so an operator sees what holds the aggregate).
+func (r *Runner[S]) rebuild(ctx context.Context, k key) (*entry[S], error) {
 	e := &entry[S]{seen: map[string]bool{}}
 	from, err := r.restore(ctx, k, e)
 	if err != nil {
 		return nil, err
 	}
 	var applyErr error
-	lctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	err = r.history.ReadKey(lctx, EventsTopic(r.agg.name), k.partition, from, []byte(k.id), func(er *kgo.Record) {
+	kr := streams.KeyRead{Topic: EventsTopic(r.agg.name), Partition: k.partition, From: from, Key: []byte(k.id),
+		Wait: LoadWait, WaitingAfter: time.Second, Waiting: func(first *kgo.Record) {
+			r.log.Info("loading an aggregate waits for an open transaction that holds some of its events", "aggregate", k.id,
+				"partition", k.partition, "offset", first.Offset, "producer_id", first.ProducerID)
+		}}
+	err = r.history.ReadKey(ctx, kr, func(er *kgo.Record) {
 		if applyErr != nil {
 			return
 		}

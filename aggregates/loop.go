@@ -31,7 +31,9 @@ var errNewSession = errors.New("transactional session must be recreated")
 // start (an error wrapping ErrTopics) on topics that cannot hold the
 // aggregate's history; see EnsureTopics and WithFiniteRetention. After
 // that it stops only for what retrying cannot mend: ctx, topics changed
-// under it, another runner with its instance id, or missing permissions.
+// under it, or missing permissions. (Another runner with its instance id
+// fences it; it backs off and starts a new session, which fences that one:
+// both slow down, neither decides a command twice. Give each its own.)
 // Everything else (a lost group session, a broker restart, a full disk, an
 // unreachable registry) is logged, backed off and retried: the batch is
 // aborted and its commands polled again.
@@ -49,6 +51,7 @@ func (r *Runner[S]) Run(ctx context.Context) error {
 	pctx, stopProbe := context.WithCancel(ctx)
 	var probe sync.WaitGroup
 	probe.Go(func() { r.broker.Run(pctx, probeCl.Ping) })
+	probe.Go(func() { r.watchTopics(pctx, streams.NewAdmin(probeCl)) })
 	defer func() {
 		stopProbe()
 		probe.Wait()
@@ -79,7 +82,7 @@ func (r *Runner[S]) Run(ctx context.Context) error {
 	if r.cfg.session > 0 {
 		opts = append(opts, kgo.SessionTimeout(r.cfg.session))
 	}
-	for {
+	for sessions := 0; ; sessions++ {
 		sess, err := kgo.NewGroupTransactSession(opts...)
 		r.mu.Lock()
 		r.joined = false // until the session is given its partitions
@@ -97,7 +100,12 @@ func (r *Runner[S]) Run(ctx context.Context) error {
 		r.mu.Unlock()
 		switch {
 		case errors.Is(err, errNewSession):
-			r.log.Warn("starting a new transactional session (if this repeats with \"fenced\", another runner uses the same instance id: give each its own)", "err", err)
+			// Sessions that keep failing back off like batches: two
+			// runners with one instance id fence each other for ever.
+			d := retryPolicy.Delay(sessions + 1)
+			r.log.Warn("starting a new transactional session (if this repeats with \"fenced\", another runner uses the same instance id: give each its own)", "err", err, "in", d.Round(time.Millisecond))
+			r.setFailing("transactional session failed", err, sessions+1)
+			clock.Sleep(ctx, d)
 		case err != nil:
 			return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, err)
 		case errors.Is(context.Cause(ctx), ErrTopics):
@@ -124,14 +132,20 @@ func (r *Runner[S]) serve(ctx context.Context, sess *kgo.GroupTransactSession) e
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err := pollError(fs); err != nil {
-			if fatal(err) {
-				return err
-			}
+		// franz-go hands back records of some partitions beside errors of
+		// others, and has moved its positions past those records: they
+		// must be handled now, or the next commit skips them.
+		switch err := pollError(fs); {
+		case err != nil && fatal(err):
+			return err
+		case err != nil && fs.NumRecords() == 0:
 			retry(whatPoll, err)
 			continue
+		case err != nil:
+			r.log.Warn(whatPoll, "err", oneLine(err))
+		default:
+			r.clearFailing(whatPoll)
 		}
-		r.clearFailing(whatPoll)
 		if fs.NumRecords() == 0 {
 			continue
 		}
@@ -139,7 +153,7 @@ func (r *Runner[S]) serve(ctx context.Context, sess *kgo.GroupTransactSession) e
 		r.cache.batch++
 		r.mu.Unlock()
 		if err := sess.Begin(); err != nil {
-			return fmt.Errorf("begin: %w", err)
+			return fmt.Errorf("%w: begin: %w", errNewSession, err)
 		}
 		touched, err := r.batch(ctx, sess, fs.Records())
 		var committed bool

@@ -59,41 +59,6 @@ func (tt typeTable) decode(ctx context.Context, codec Codec, r *kgo.Record, typ 
 	return v.Elem().Interface(), nil
 }
 
-// Reply is what the runner answers a command with, on the command's
-// recq-reply-to topic, keyed by the command id.
-type Reply struct {
-	Version   int64  `json:"version,omitempty"`   // the aggregate's version after the command
-	Events    int    `json:"events"`              // how many events it caused
-	Duplicate bool   `json:"duplicate,omitempty"` // the command id was handled before
-	Code      string `json:"code,omitempty"`      // rejection: not_found, deleted, conflict, rejected, unknown_command, undecodable
-	Error     string `json:"error,omitempty"`
-}
-
-var codes = []struct {
-	code string
-	err  error
-}{
-	{"not_found", ErrNotFound},
-	{"deleted", ErrDeleted},
-	{"conflict", ErrConflict},
-	{"unknown_command", ErrUnknownCommand},
-	{"unknown_event", ErrUnknownEvent},
-	{"undecodable", ErrUndecodable},
-}
-
-func rejection(err error) Reply {
-	for _, c := range codes {
-		if errors.Is(err, c.err) {
-			return Reply{Code: c.code, Error: err.Error()}
-		}
-	}
-	var rej *RejectedError
-	if errors.As(err, &rej) {
-		return Reply{Code: "rejected", Error: rej.Err.Error()}
-	}
-	return Reply{Code: "rejected", Error: err.Error()}
-}
-
 // Runner handles an aggregate's commands exactly once: a member of the
 // consumer group <aggregate>.runner that, per polled batch, decides the
 // commands and writes their events, their replies and the command offsets in
@@ -165,12 +130,20 @@ func (r *Runner[S]) drop(_ context.Context, _ *kgo.Client, lost map[string][]int
 // assigned stops the runner when it is given a partition beyond the count
 // it started with: partitions were added to the commands topic, and keys
 // now hash to partitions that do not hold their history.
+//
+// A partition just gained is always loaded cold: the session skips our
+// revocation callback when a revocation came before the previous one was
+// ended by a transaction (an idle runner), so what the cache held of it
+// may be stale, decided on by another member since.
 func (r *Runner[S]) assigned(_ context.Context, _ *kgo.Client, got map[string][]int32) {
+	ps := got[CommandsTopic(r.agg.name)]
 	r.mu.Lock()
 	r.joined = true
-	for _, p := range got[CommandsTopic(r.agg.name)] {
+	r.cache.dropPartitions(ps)
+	for _, p := range ps {
 		r.owned[p] = true
 	}
+	r.failing = nil // what failed belonged to the assignment before; a new failure says so again
 	r.mu.Unlock()
 	for _, p := range got[CommandsTopic(r.agg.name)] {
 		if int(p) >= r.partitions {
@@ -344,13 +317,6 @@ func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) ([]*kgo.
 
 // dead is the dead event queue's record of a command that cannot be read.
 func (r *Runner[S]) dead(rec *kgo.Record, typ string, err error) *kgo.Record {
-	now := time.Now().UTC()
-	e := deadletter.Entry{
-		ID: deadletter.ID(rec.Topic, rec.Partition, rec.Offset), Group: r.group, Handler: typ,
-		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
-		Reason: deadletter.ReasonUndecodable, Kind: deadletter.KindPermanent, Error: err.Error(),
-		Attempts: 1, Generation: 1, FirstFailure: now, LastFailure: now,
-		Key: rec.Key, Value: rec.Value, Headers: rec.Headers,
-	}
+	e := deadletter.NewEntry(rec, r.group, deadletter.Failure{Handler: typ, Reason: deadletter.ReasonUndecodable, Err: err, Attempts: 1}, time.Now())
 	return e.Record(deadletter.Topic(r.group))
 }

@@ -322,3 +322,29 @@ func TestInvokerSaysWhenTheBrokerNeverAcknowledged(t *testing.T) {
 		t.Fatalf("send to a stopped broker: %v", err)
 	}
 }
+
+// An invoker of its own replies topic gets its answers there.
+func TestInvokerOwnRepliesTopic(t *testing.T) {
+	addr, serde := platform(t)
+	runTodo(t, addr, serde)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	iv, err := aggregates.NewInvoker(ctx, []string{addr}, serde, aggregates.WithRepliesTopic("billing.replies"), aggregates.WithReplyPartitions(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer iv.Close()
+	if res, err := iv.Send(ctx, "todo", "l", CreateList{Name: "l"}); err != nil || res.Version != 1 {
+		t.Fatalf("send: %+v %v", res, err)
+	}
+	info, err := streams.NewAdmin(testenv.Client(t, addr)).DescribeTopic(ctx, "billing.replies")
+	if err != nil || len(info.Partitions) != 2 {
+		t.Fatalf("billing.replies: %+v %v, want 2 partitions", info.Partitions, err)
+	}
+	if n := len(testenv.ReadTopic(t, addr, "billing.replies")); n != 1 {
+		t.Fatalf("billing.replies holds %d replies, want the one", n)
+	}
+	if _, err := aggregates.NewInvoker(ctx, []string{addr}, serde, aggregates.WithReplyPartitions(0)); err == nil {
+		t.Fatal("0 reply partitions accepted")
+	}
+}

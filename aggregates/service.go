@@ -44,9 +44,6 @@ func Events(s *Service, samples ...any) {
 	}
 }
 
-// Name is the service's name.
-func (s *Service) Name() string { return s.agg.name }
-
 // NewServiceRunner returns a runner of the service's commands.
 func NewServiceRunner(s *Service, codec Codec, brokers []string, opts ...RunnerOption) (*Runner[struct{}], error) {
 	return NewRunner(s.agg, codec, brokers, opts...)

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/recq/recq/aggregates"
 	"github.com/recq/recq/aggregates/snapshot"
 	"github.com/recq/recq/internal/testenv"
@@ -22,9 +20,7 @@ func TestRunnerSnapshots(t *testing.T) {
 	stores := map[string]func(t *testing.T) snapshot.Store{
 		"memory": func(*testing.T) snapshot.Store { return snapshot.NewMemory() },
 		"redis": func(t *testing.T) snapshot.Store {
-			cl := redis.NewClient(&redis.Options{Addr: testenv.Redis(t).Addr})
-			t.Cleanup(func() { cl.Close() })
-			s, err := snapshot.NewRedis(cl)
+			s, err := snapshot.NewRedis(testenv.RedisClient(t, testenv.Redis(t).Addr))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -15,7 +15,7 @@ type Status struct {
 	Running    bool
 	Ready      bool    // see Runner.Ready
 	Reason     string  `json:",omitempty"` // why it is not ready
-	Partitions []int32 // the command partitions it owns
+	Partitions []int32 // the command partitions it owns, as the group said (a revocation while idle can be missed: see assigned)
 	Cached     int     // aggregates loaded in memory
 	// Failing is what the runner is retrying, if anything.
 	Failing *Failure `json:",omitempty"`
@@ -58,14 +58,14 @@ func (r *Runner[S]) Health() health.Report {
 }
 
 func (r *Runner[S]) notReadyLocked() string {
-	since, err := r.broker.Failing()
-	switch {
-	case !r.running:
+	if !r.running {
 		return "not running"
-	case err != nil:
-		return fmt.Sprintf("the broker has not answered since %s: %v", since.Format(time.RFC3339), err)
-	case r.failing != nil:
-		f := r.failing
+	}
+	if why := r.broker.Reason("the broker"); why != "" {
+		return why
+	}
+	switch f := r.failing; {
+	case f != nil:
 		return fmt.Sprintf("%s since %s (%d attempts): %s", f.What, f.Since.Format(time.RFC3339), f.Attempts, f.Error)
 	case !r.joined:
 		return "joining the group " + r.group

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -42,7 +43,7 @@ func EnsureTopics(ctx context.Context, adm *streams.Admin, aggregate string, n i
 		{Name: EventsTopic(aggregate), Partitions: n, Configs: EventsTopicConfigs},
 	}
 	for _, spec := range specs {
-		if err := adm.CreateTopic(ctx, spec); err != nil && !errors.Is(err, streams.ErrTopicExists) {
+		if err := adm.EnsureTopic(ctx, spec); err != nil {
 			return fmt.Errorf("aggregates: %w", err)
 		}
 	}
@@ -102,6 +103,42 @@ func (r *Runner[S]) checkTopics(ctx context.Context, adm *streams.Admin) (int, e
 		}
 	}
 	return n, nil
+}
+
+// TopicsWatch is how often a running runner checks that its topics still
+// have the partition count it started with.
+const TopicsWatch = 5 * time.Second
+
+// watchTopics halts the runner, within TopicsWatch, once partitions are
+// added to either topic: the group would not rebalance onto new command
+// partitions for minutes (metadata age), and meanwhile keys would be
+// homed by a count that no longer holds. An unreachable broker is the
+// probe's business: a failed describe is only tried again.
+func (r *Runner[S]) watchTopics(ctx context.Context, adm *streams.Admin) {
+	t := time.NewTicker(TopicsWatch)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cmds, evts, err := describeTopics(ctx, adm, r.agg.name)
+		if errors.Is(err, ErrTopics) {
+			r.halt(err)
+			return
+		}
+		if err != nil {
+			continue
+		}
+		for _, n := range []int{len(cmds.Partitions), len(evts.Partitions)} {
+			if n != r.partitions {
+				r.halt(fmt.Errorf("%w: partitions were added to %s and %s while the runner ran (it started with %d, they have %d now); partitions cannot be added to an aggregate's topics: scale it with a new topic pair (docs/ARCHITECTURE.md, \"Scaling an aggregate\")",
+					ErrTopics, cmds.Name, evts.Name, r.partitions, n))
+				return
+			}
+		}
+	}
 }
 
 // partitioner places events and re-homed commands on the partition the

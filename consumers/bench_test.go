@@ -47,7 +47,7 @@ func benchSetup(b *testing.B) *bank {
 // reports events/s.
 func BenchmarkConsume(b *testing.B) {
 	bk := benchSetup(b)
-	rdb := redisClient(b, testenv.Redis(b).Addr)
+	rdb := testenv.RedisClient(b, testenv.Redis(b).Addr)
 	var group atomic.Int64
 	newGroup := func() string { return "bench-" + strconv.FormatInt(group.Add(1), 10) }
 

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/recq/recq/consumers/dedupe"
 	"github.com/recq/recq/consumers/state"
 	"github.com/recq/recq/deadletter"
@@ -61,8 +59,6 @@ type RunnerConfig struct {
 	Hooks deadletter.Hooks
 	// Logger receives retries and rebalances. Nil: slog.Default().
 	Logger *slog.Logger
-	// ClientOptions are extra franz-go options, applied last.
-	ClientOptions []kgo.Opt
 }
 
 // Validate reports a configuration that cannot work.
@@ -130,8 +126,3 @@ func WithHooks(h deadletter.Hooks) RunnerOption { return func(c *RunnerConfig) {
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) RunnerOption { return func(c *RunnerConfig) { c.Logger = l } }
-
-// WithClientOptions appends franz-go options.
-func WithClientOptions(opts ...kgo.Opt) RunnerOption {
-	return func(c *RunnerConfig) { c.ClientOptions = append(c.ClientOptions, opts...) }
-}

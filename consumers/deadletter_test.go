@@ -245,7 +245,7 @@ func TestParkedEventsAreRedrivenInOrder(t *testing.T) {
 	}
 	// Still frozen: back to the queue, one generation on.
 	redrive("try again")
-	eventually(t, "redriven events back in the queue", func() error {
+	testenv.Eventually(t, "redriven events back in the queue", time.Minute, func() error {
 		for _, it := range queue(t, b, p.Group()).List(deadletter.Filter{Key: "acct-1"}) {
 			if it.Status != deadletter.StatusPending || it.Entry.Generation != 2 {
 				return fmt.Errorf("%s: %s, generation %d", it.Entry.ID, it.Status, it.Entry.Generation)
@@ -261,7 +261,7 @@ func TestParkedEventsAreRedrivenInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Fixed: the rest waits for the head; all of them go in order.
-	eventually(t, "the head failing a third time", func() error {
+	testenv.Eventually(t, "the head failing a third time", time.Minute, func() error {
 		if it, _ := queue(t, b, p.Group()).Get(items[0].Entry.ID); it.Entry.Generation != 3 {
 			return fmt.Errorf("generation %d", it.Entry.Generation)
 		}
@@ -278,7 +278,7 @@ func TestParkedEventsAreRedrivenInOrder(t *testing.T) {
 		b.produce(b.record(ctx, "acct-1", Deposited{Amount: 1000}))
 	}
 	catchUp(t, r)
-	eventually(t, "every acct-1 event redriven", func() error {
+	testenv.Eventually(t, "every acct-1 event redriven", time.Minute, func() error {
 		for _, it := range queue(t, b, p.Group()).List(deadletter.Filter{Key: "acct-1"}) {
 			if it.Status != deadletter.StatusRedriven {
 				return fmt.Errorf("%s: %s", it.Entry.ID, it.Status)
@@ -358,5 +358,37 @@ func TestObserverDeadEventsDoNotPark(t *testing.T) {
 	defer mu.Unlock()
 	if !maps.Equal(calls, want) {
 		t.Fatalf("side effects per account %v, want %v (every deposit but the dead one, once)", calls, want)
+	}
+}
+
+// A handler with its own policy (consumers.Retry) is tried as it says, the
+// others as the runner's policy says: a payment handler that must not give
+// up soon, a notification that may.
+func TestHandlerRetryPolicyOverridesTheRunners(t *testing.T) {
+	b := newBank(t, 1)
+	var mu sync.Mutex
+	tries := map[string]int{}
+	fail := func(kind string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		tries[kind]++
+		return errors.New(kind + " refused")
+	}
+	o := consumers.NewObserver("bank", "policies", 1, topic)
+	consumers.On(o, func(context.Context, Deposited, consumers.Metadata) error { return fail("deposit") })
+	consumers.On(o, func(context.Context, Withdrawn, consumers.Metadata) error { return fail("withdrawal") },
+		consumers.Retry(deadletter.Policy{Attempts: 5, Backoff: time.Millisecond, MaxBackoff: time.Millisecond}))
+	r, _ := start(t, b, o, fastRetries) // the runner's: 3 attempts
+	waitHead(t, r)
+	ctx := context.Background()
+	must(t, b.pub.Publish(ctx, b.record(ctx, "acct-1", Deposited{Amount: 1}), b.record(ctx, "acct-1", Withdrawn{Amount: 1})))
+	catchUp(t, r)
+	if n := len(queue(t, b, o.Group()).List(deadletter.Filter{})); n != 2 {
+		t.Fatalf("%d dead events, want both", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if tries["deposit"] != 3 || tries["withdrawal"] != 5 {
+		t.Fatalf("attempts %v, want the deposit tried 3 times (the runner's policy) and the withdrawal 5 (its own)", tries)
 	}
 }

@@ -1,15 +1,12 @@
 package consumers_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -116,30 +113,12 @@ func publishLate(t *testing.T, b *bank, n int) {
 	must(t, b.pub.Publish(ctx, recs...))
 }
 
-// logBuffer collects a runner's log lines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // failingOn waits until r reports a failing commit naming the key, after
 // a few attempts, and checks that it runs and shows a partition's writes
 // held.
 func failingOn(t *testing.T, r *consumers.Runner, key string) {
 	t.Helper()
-	eventually(t, "the runner reporting the failing write", func() error {
+	testenv.Eventually(t, "the runner reporting the failing write", time.Minute, func() error {
 		f := r.Status().Failing
 		if f == nil || f.Attempts < 3 {
 			return fmt.Errorf("failing: %+v", f)
@@ -187,13 +166,13 @@ func notCaughtUp(t *testing.T, r *consumers.Runner) {
 // and applies the held writes by itself.
 func TestProjectorHeldWritesApplyOnceAfterTheKeyIsFixed(t *testing.T) {
 	b := newBank(t, 2)
-	rdb := redisClient(t, testenv.Redis(t).Addr)
+	rdb := testenv.RedisClient(t, testenv.Redis(t).Addr)
 	store := redisStore(t, rdb)
 	p := kindsProjector()
 	late := p.Group() + ":kinds:acct-late"
-	var logs logBuffer
+	var logs testenv.LogBuffer
 	opts := []consumers.RunnerOption{consumers.WithStore(store), consumers.WithRetryBackoff(10*time.Millisecond, 200*time.Millisecond),
-		consumers.WithLogger(slog.New(slog.NewTextHandler(&logs, nil)))}
+		consumers.WithLogger(logs.Logger())}
 	ctx := context.Background()
 
 	b.publish(1000, 20)

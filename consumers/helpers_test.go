@@ -52,7 +52,7 @@ func newBank(t testing.TB, partitions int32) *bank {
 	b := &bank{t: t, addr: testenv.Kafka(t), serde: testenv.Serde(t)}
 	testenv.Topic(t, b.addr, topic, partitions)
 	var err error
-	b.pub, err = streams.NewPublisher(streams.WithBrokers(b.addr), streams.WithCodec(b.serde))
+	b.pub, err = streams.NewPublisher([]string{b.addr}, streams.WithCodec(b.serde))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,12 +241,6 @@ func redisLedger(t testing.TB, rdb *redis.Client, group string) ledger {
 	return l
 }
 
-func redisClient(t testing.TB, addr string) *redis.Client {
-	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	t.Cleanup(func() { _ = rdb.Close() })
-	return rdb
-}
-
 func redisStore(t testing.TB, rdb redis.UniversalClient) state.Store {
 	t.Helper()
 	s, err := state.NewRedis(rdb)
@@ -298,22 +292,6 @@ func diff(got, want ledger) error {
 		}
 	}
 	return nil
-}
-
-// eventually polls cond until it holds or a minute passes.
-func eventually(t testing.TB, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func waitHead(t testing.TB, r *consumers.Runner) {

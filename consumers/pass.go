@@ -3,7 +3,6 @@ package consumers
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 
 	"github.com/recq/recq/consumers/state"
 	"github.com/recq/recq/deadletter"
-	"github.com/recq/recq/internal/clock"
 	"github.com/recq/recq/streams"
 )
 
@@ -55,33 +53,32 @@ func (r *Runner) newPass(work context.Context, key state.Partition, b state.Batc
 func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 	r := p.r
 	h, typed := r.handler(rec)
-	var d deadletter.Redriven // set for an event redriven from the queue
-	var replay bool           // ...that was done before: handle it, record nothing
+	var v deadletter.Verdict // Handle, unless the dead event queue says otherwise
 	if q := r.q; q != nil {
-		if rec.Topic == r.retryTopic {
-			var ok bool
-			if d, replay, ok = p.redrivenEvent(ctx, rec); !ok {
-				return true
+		handling := deadletter.Handled
+		switch {
+		case !typed:
+			handling = deadletter.Untyped
+		case h == nil:
+			handling = deadletter.Unhandled
+		}
+		if !r.retry(ctx, p.key, rec.Offset, func() (err error) { v, err = q.Route(ctx, rec, handling, r.parking); return err }) {
+			return false
+		}
+		switch v.Do {
+		case deadletter.Skip:
+			if v.Why != "" {
+				r.log.Info("skipping "+v.Why, "partition", p.key, "offset", rec.Offset, "id", v.Redriven.ID, "generation", v.Redriven.Generation)
 			}
-			if b := q.Index().BlockerOfRedriven(rec.Key, d.ID); b != "" && r.parking {
-				return p.dead(ctx, rec, h, d, deadletter.ReasonParked, nil, 0, b)
-			}
-		} else {
-			if q.Index().Has(rec.Topic, rec.Partition, rec.Offset) {
-				return true // died before a crash or a rebalance: the queue decides its fate
-			}
-			if !typed {
-				return p.dead(ctx, rec, h, d, deadletter.ReasonNoType,
-					errors.New("the record has no "+streams.HeaderType+" header: it was not written by recq's publisher"), 1, "")
-			}
-			if h == nil {
-				return true // nobody here handles this type
-			}
-			if b := q.Index().Blocker(rec.Key, rec.Topic, rec.Partition, rec.Offset); b != "" && r.parking {
-				return p.dead(ctx, rec, h, d, deadletter.ReasonParked, nil, 0, b)
-			}
+			return true
+		case deadletter.Park:
+			return p.dead(ctx, rec, h, deadletter.Failure{Reason: deadletter.ReasonParked, Behind: v.Behind, Redriven: v.Redriven})
+		case deadletter.DeadUntyped:
+			return p.dead(ctx, rec, h, deadletter.Failure{Reason: deadletter.ReasonNoType, Attempts: 1,
+				Err: errors.New("the record has no " + streams.HeaderType + " header: it was not written by recq's publisher")})
 		}
 	}
+	d, replay := v.Redriven, v.Replay
 	if h == nil {
 		if !replay {
 			p.handled(d) // a redriven event of a type no longer handled
@@ -94,48 +91,43 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 	}
 	if d.ID != "" {
 		// A redriven event shows the handler where it was first written.
-		p.cur.md.Topic, p.cur.md.Partition, p.cur.md.Offset, _ = deadletter.ParseID(d.ID)
+		p.cur.md.Topic, p.cur.md.Partition, p.cur.md.Offset = d.Topic, d.Partition, d.Offset
 	}
 	policy := r.cfg.Retry
 	if h.policy != nil {
 		policy = *h.policy
 	}
-	for attempt := 1; ; attempt++ {
-		err := p.do()
-		if err == nil {
-			if attempt > 1 {
-				r.setFailure(nil)
-				r.log.Info("recovered", "partition", p.key, "offset", rec.Offset, "attempts", attempt)
-			}
-			if r.dedupe != nil && p.cur.md.ID() != "" {
-				r.retry(ctx, p.key, rec.Offset, p.mark)
-			}
-			if !replay {
-				p.handled(d)
-			}
+	dead := func(err error, attempt int) bool {
+		if r.q != nil && (deadletter.Undecodable(err) || policy.Dead(deadletter.Classify(err), attempt)) {
 			return true
 		}
-		kind := deadletter.Classify(err)
-		if r.q != nil && (deadletter.Undecodable(err) || policy.Dead(kind, attempt)) {
-			reason := deadletter.ReasonHandler
-			var pe *deadletter.PanicError
-			switch {
-			case errors.As(err, &pe):
-				reason = deadletter.ReasonPanic
-			case deadletter.Undecodable(err):
-				reason = deadletter.ReasonUndecodable
-			}
-			return p.dead(ctx, rec, h, d, reason, err, attempt, "")
-		}
 		if hook := r.cfg.Hooks.Retried; hook != nil {
-			hook(r.group, rec.Topic, kind)
+			hook(r.group, rec.Topic, deadletter.Classify(err))
 		}
-		r.log.Warn("handler failed; retrying", "partition", p.key, "offset", rec.Offset, "attempt", attempt, "kind", kind, "err", err)
-		r.setFailure(&Failure{Partition: p.key, Offset: rec.Offset, Attempts: attempt, Error: err.Error()})
-		if !clock.Sleep(ctx, policy.Delay(attempt)) {
-			return false
-		}
+		return false
 	}
+	attempts, err, ok := r.attempt(ctx, p.key, rec.Offset, policy, p.do, dead)
+	switch {
+	case !ok:
+		return false
+	case err != nil:
+		reason := deadletter.ReasonHandler
+		var pe *deadletter.PanicError
+		switch {
+		case errors.As(err, &pe):
+			reason = deadletter.ReasonPanic
+		case deadletter.Undecodable(err):
+			reason = deadletter.ReasonUndecodable
+		}
+		return p.dead(ctx, rec, h, deadletter.Failure{Reason: reason, Err: err, Attempts: attempts, Redriven: d})
+	}
+	if r.dedupe != nil && p.cur.md.ID() != "" {
+		r.retry(ctx, p.key, rec.Offset, p.mark)
+	}
+	if !replay {
+		p.handled(d)
+	}
+	return true
 }
 
 // pollIDs are the event ids an observer's batches of one poll have taken
@@ -170,75 +162,24 @@ func (p *pass) handled(d deadletter.Redriven) {
 	}
 }
 
-// redrivenEvent reads a retry topic record: the event to handle again, if
-// the queue says this record is its current redrive (not discarded,
-// redriven again or failed since). replay reports that it was handled
-// before: a consumer that lost its positions rebuilds with it, and it is
-// done already.
-func (p *pass) redrivenEvent(ctx context.Context, rec *kgo.Record) (d deadletter.Redriven, replay, ok bool) {
-	r := p.r
-	if d, ok = deadletter.ParseRedriven(rec); !ok {
-		r.log.Warn("skipping a record of the retry topic that names no dead event", "partition", p.key, "offset", rec.Offset)
-		return d, false, false
-	}
-	st, ok := r.q.Index().RedriveAt(d.ID, d.Generation, rec.Partition, rec.Offset)
-	if !ok {
-		// The redrive's decision is on the actions topic, written in the
-		// same transaction; the index may not have read it yet.
-		if !r.retry(ctx, p.key, rec.Offset, func() error { return r.q.Sync(ctx) }) {
-			return d, false, false
-		}
-		st, ok = r.q.Index().RedriveAt(d.ID, d.Generation, rec.Partition, rec.Offset)
-	}
-	if !ok {
-		r.log.Info("skipping a redriven event that is no longer being redriven (discarded, failed again or redriven again)", "id", d.ID, "generation", d.Generation)
-	}
-	return d, st == deadletter.StatusRedriven, ok
-}
-
 // dead writes rec to the dead event queue and reports false only if ctx
 // ended before the queue took it.
-func (p *pass) dead(ctx context.Context, rec *kgo.Record, h *handler, d deadletter.Redriven, reason deadletter.Reason, err error, attempts int, behind string) bool {
+func (p *pass) dead(ctx context.Context, rec *kgo.Record, h *handler, f deadletter.Failure) bool {
 	r := p.r
-	now := time.Now().UTC()
-	e := &deadletter.Entry{
-		ID: d.ID, Reason: reason, ParkedBehind: behind,
-		Attempts: d.Attempts + attempts, Generation: d.Generation + 1,
-		FirstFailure: d.FirstFailure, LastFailure: now,
-		Key: rec.Key, Value: rec.Value,
-	}
-	if e.ID == "" {
-		e.ID = deadletter.ID(rec.Topic, rec.Partition, rec.Offset)
-	}
-	e.Topic, e.Partition, e.Offset, _ = deadletter.ParseID(e.ID)
-	if e.FirstFailure.IsZero() {
-		e.FirstFailure = now
-	}
 	if h != nil {
-		e.Handler = h.name
+		f.Handler = h.name
 	}
-	if err != nil {
-		e.Kind, e.Error = deadletter.Classify(err), err.Error()
-		var pe *deadletter.PanicError
-		if errors.As(err, &pe) {
-			e.Stack = pe.Stack
-		}
-	}
-	for _, hd := range rec.Headers {
-		if !strings.HasPrefix(hd.Key, "recq-dlq-") {
-			e.Headers = append(e.Headers, hd)
-		}
-	}
+	e := deadletter.NewEntry(rec, r.group, f, time.Now())
 	if !r.retry(ctx, p.key, rec.Offset, func() error { return r.q.Dead(p.work, e) }) {
 		return false
 	}
-	if reason == deadletter.ReasonParked {
-		r.log.Info("event parked behind a dead event of its key", "id", e.ID, "behind", behind, "queue", deadletter.Topic(r.group))
+	if f.Reason == deadletter.ReasonParked {
+		r.log.Info("event parked behind a dead event of its key", "id", e.ID, "behind", f.Behind, "queue", deadletter.Topic(r.group))
 	} else {
-		r.log.Warn("event is dead; it is in the dead event queue", "id", e.ID, "reason", reason, "attempts", e.Attempts,
+		r.log.Warn("event is dead; it is in the dead event queue", "id", e.ID, "reason", f.Reason, "attempts", e.Attempts,
 			"queue", deadletter.Topic(r.group), "err", e.Error)
 	}
-	r.setFailure(nil)
+	r.clearFailure(p.key)
 	return true
 }
 

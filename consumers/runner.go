@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -46,6 +45,9 @@ type Runner struct {
 	q          *deadletter.Queue
 	retryTopic string
 	parking    bool
+	// storePolicy paces the retries of store, dedupe and queue calls
+	// (RetryBackoff..MaxRetryBackoff), which never give up.
+	storePolicy deadletter.Policy
 
 	running atomic.Bool
 	mu      sync.Mutex
@@ -56,7 +58,7 @@ type Runner struct {
 	atHead  bool          // latched once every owned partition reached its head
 	changed chan struct{} // closed and replaced on every change of progress
 	failing *Failure
-	broker  health.Probe       // whether the broker answers, for Ready
+	probes  []*dependency      // what Ready asks about: set by Run
 	wake    context.CancelFunc // ends the poll in progress
 	// commits are the batch commits in flight (and those applying held
 	// writes), owned by the poll loop; rebalance callbacks wait for them.
@@ -147,6 +149,7 @@ func NewRunner(c *Consumer, codec streams.TypedCodec, brokers []string, opts ...
 	if r.cfg.MaxRetryBackoff == 0 {
 		r.cfg.MaxRetryBackoff = max(5*time.Second, r.cfg.RetryBackoff)
 	}
+	r.storePolicy = deadletter.Policy{Backoff: r.cfg.RetryBackoff, MaxBackoff: r.cfg.MaxRetryBackoff}
 	return r, nil
 }
 
@@ -215,16 +218,13 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.mu.Unlock()
 		opts = append(opts, kgo.ConsumeTopics(append(slices.Clone(r.c.topics), r.retryTopic)...))
 	}
-	cl, err := streams.Dial(ctx, r.brokers, append(opts, r.cfg.ClientOptions...)...)
+	cl, err := streams.Dial(ctx, r.brokers, opts...)
 	if err != nil {
 		return fmt.Errorf("consumers: %s: %w", r.group, err)
 	}
-	pctx, stopProbe := context.WithCancel(ctx)
-	var probe sync.WaitGroup
-	probe.Go(func() { r.broker.Run(pctx, cl.Ping) })
+	stopProbes := r.startProbes(ctx, cl)
 	r.loop(ctx, cl)
-	stopProbe()
-	probe.Wait()
+	stopProbes()
 	// Leave with the positions of everything handled committed. Close's
 	// revocation commits too, but a static member does not leave the group
 	// on Close, so its offsets do not rest on that path.
@@ -237,11 +237,45 @@ func (r *Runner) Run(ctx context.Context) error {
 	return nil
 }
 
+// dependency is something the runner needs, probed for Ready: the broker,
+// and a store or dedupe store that can be pinged (the Redis ones), so an
+// outage shows even while no record comes.
+type dependency struct {
+	name  string
+	ping  func(context.Context) error
+	probe health.Probe
+}
+
+type pinger interface{ Ping(context.Context) error }
+
+// startProbes pings the runner's dependencies until the returned stop.
+func (r *Runner) startProbes(ctx context.Context, cl *kgo.Client) (stop func()) {
+	deps := []*dependency{{name: "the broker", ping: cl.Ping}}
+	if p, ok := r.batches.(pinger); ok {
+		deps = append(deps, &dependency{name: "the consumer-state store", ping: p.Ping})
+	}
+	if p, ok := r.dedupe.(pinger); ok {
+		deps = append(deps, &dependency{name: "the dedupe store", ping: p.Ping})
+	}
+	r.mu.Lock()
+	r.probes = deps
+	r.mu.Unlock()
+	pctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, d := range deps {
+		wg.Go(func() { d.probe.Run(pctx, d.ping) })
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
+
 // openQueue makes sure the group's dead event queue exists (as many
 // partitions as the widest topic read), reads it, and follows it until
 // stop.
 func (r *Runner) openQueue(ctx context.Context) (q *deadletter.Queue, stop func(), err error) {
-	cl, err := streams.Dial(ctx, r.brokers, r.cfg.ClientOptions...)
+	cl, err := streams.Dial(ctx, r.brokers)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -250,7 +284,7 @@ func (r *Runner) openQueue(ctx context.Context) (q *deadletter.Queue, stop func(
 	if err != nil {
 		return nil, nil, err
 	}
-	q, err = deadletter.NewQueue(r.brokers, r.group, deadletter.QueueConfig{Log: r.log, Hooks: r.cfg.Hooks, Who: r.who()}, r.cfg.ClientOptions...)
+	q, err = deadletter.NewQueue(r.brokers, r.group, deadletter.QueueConfig{Log: r.log, Hooks: r.cfg.Hooks, Who: r.who()})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -459,44 +493,59 @@ func call(ctx context.Context, h *handler, codec streams.Codec, rec *kgo.Record,
 	return h.fn(ctx, codec, rec, md)
 }
 
-// retry runs fn until it succeeds, backing off between attempts, and
-// reports false if ctx ended first. The failure is visible in Status while
-// it lasts.
+// retry runs fn, a store, dedupe or queue call, until it succeeds,
+// backing off between attempts, and reports false if ctx ended first. The
+// failure is visible in Status while it lasts.
 func (r *Runner) retry(ctx context.Context, key state.Partition, offset int64, fn func() error) bool {
+	_, _, ok := r.attempt(ctx, key, offset, r.storePolicy, fn, nil)
+	return ok
+}
+
+// attempt runs fn until it succeeds, or until final says its error ends the
+// attempts (then it returns that error), waiting policy.Delay between
+// attempts. It reports how many attempts were made, and false if ctx ended
+// first. It is the one retry loop: of handlers (under their policy) and of
+// the store, dedupe and queue calls (retry). While an attempt fails, the
+// log says so and Status shows it.
+func (r *Runner) attempt(ctx context.Context, key state.Partition, offset int64, policy deadletter.Policy, fn func() error, final func(err error, attempt int) bool) (int, error, bool) {
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
 			if attempt > 1 {
-				r.setFailure(nil)
+				r.clearFailure(key)
 				r.log.Info("recovered", "partition", key, "offset", offset, "attempts", attempt)
 			}
-			return true
+			return attempt, nil, true
 		}
-		r.log.Warn("failed; retrying", "partition", key, "offset", offset, "attempt", attempt, "err", err)
+		if final != nil && final(err, attempt) {
+			return attempt, err, true
+		}
+		r.log.Warn("failed; retrying", "partition", key, "offset", offset, "attempt", attempt, "kind", deadletter.Classify(err), "err", err)
 		r.setFailure(&Failure{Partition: key, Offset: offset, Attempts: attempt, Error: err.Error()})
-		if !clock.Sleep(ctx, r.backoff(attempt)) {
-			return false
+		if !clock.Sleep(ctx, policy.Delay(attempt)) {
+			return attempt, err, false
 		}
 	}
 }
 
-// backoff is the wait before attempt+1: exponential, capped, with up to 50%
-// jitter so a fleet does not retry in step.
-func (r *Runner) backoff(attempt int) time.Duration {
-	d := r.cfg.RetryBackoff << min(attempt-1, 20)
-	if d <= 0 || d > r.cfg.MaxRetryBackoff {
-		d = r.cfg.MaxRetryBackoff
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
+// setFailure shows f in Status, keeping Since while the same record fails.
 func (r *Runner) setFailure(f *Failure) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if f != nil && r.failing != nil && r.failing.Partition == f.Partition && r.failing.Offset == f.Offset {
+	if r.failing != nil && r.failing.Partition == f.Partition && r.failing.Offset == f.Offset {
 		f.Since = r.failing.Since
-	} else if f != nil {
+	} else {
 		f.Since = time.Now()
 	}
 	r.failing = f
+}
+
+// clearFailure forgets the failure shown for key: another partition's
+// recovery must not hide a failure that goes on.
+func (r *Runner) clearFailure(key state.Partition) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failing != nil && r.failing.Partition == key {
+		r.failing = nil
+	}
 }

@@ -34,6 +34,17 @@ func TestProjectorMemoryStoreReachesHeadAndFollows(t *testing.T) {
 	b.publish(1000, 40)
 	catchUp(t, r)
 	equal(t, "after catching up", read(), b.fold())
+
+	// WaitFor: read-your-writes for one record whose place the publisher
+	// gave back.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rec := b.record(ctx, "acct-waitfor", Deposited{Amount: 5})
+	must(t, b.pub.Publish(ctx, rec))
+	must(t, r.WaitFor(ctx, rec.Topic, rec.Partition, rec.Offset))
+	if got := read().Balance["acct-waitfor"]; got != 5 {
+		t.Fatalf("after WaitFor on its offset, the balance is %d, want 5", got)
+	}
 	st := r.Status()
 	// The topic's 4 partitions, and the 4 of the group's retry topic.
 	if !st.Running || !st.Ready || len(st.Partitions) != 8 || st.Failing != nil {
@@ -55,7 +66,7 @@ func abortTransaction(t *testing.T, b *bank) {
 
 func TestProjectorRedisExactlyOnceAcrossRestarts(t *testing.T) {
 	b := newBank(t, 4)
-	rdb := redisClient(t, testenv.Redis(t).Addr)
+	rdb := testenv.RedisClient(t, testenv.Redis(t).Addr)
 	p := redisProjector("ledger", 1)
 	b.publish(2000, 30)
 	// Stop and restart the projector at points inside the stream; every
@@ -72,7 +83,7 @@ func TestProjectorRedisExactlyOnceAcrossRestarts(t *testing.T) {
 
 	// Kafka offsets trail the store: lag is visible with recq groups describe.
 	adm := kadm.NewClient(testenv.Client(t, b.addr))
-	eventually(t, "kafka offsets follow the store", func() error {
+	testenv.Eventually(t, "kafka offsets follow the store", time.Minute, func() error {
 		offs, err := adm.FetchOffsets(context.Background(), p.Group())
 		if err != nil {
 			return err
@@ -93,7 +104,7 @@ func TestProjectorRedisExactlyOnceAcrossRestarts(t *testing.T) {
 
 func TestProjectorFencedOwnerReclaims(t *testing.T) {
 	b := newBank(t, 2)
-	rdb := redisClient(t, testenv.Redis(t).Addr)
+	rdb := testenv.RedisClient(t, testenv.Redis(t).Addr)
 	p := redisProjector("fenced", 1)
 	store := redisStore(t, rdb)
 	r, _ := start(t, b, p, consumers.WithStore(store))
@@ -172,7 +183,7 @@ func TestProjectorRetriesFailingEventWithoutSkipping(t *testing.T) {
 
 func TestProjectorVersionBumpRebuilds(t *testing.T) {
 	b := newBank(t, 3)
-	rdb := redisClient(t, testenv.Redis(t).Addr)
+	rdb := testenv.RedisClient(t, testenv.Redis(t).Addr)
 	b.publish(1500, 20)
 	v1 := redisProjector("ledger", 1)
 	r1, stop1 := start(t, b, v1, consumers.WithStore(redisStore(t, rdb)))
@@ -194,7 +205,7 @@ func TestProjectorVersionBumpRebuilds(t *testing.T) {
 
 func TestProjectorsShareGroupWithoutDoubleApply(t *testing.T) {
 	b := newBank(t, 6)
-	rdb := redisClient(t, testenv.Redis(t).Addr)
+	rdb := testenv.RedisClient(t, testenv.Redis(t).Addr)
 	p := redisProjector("shared", 1)
 	b.publish(3000, 50)
 	_, stop1 := start(t, b, p, consumers.WithStore(redisStore(t, rdb)), consumers.WithMaxPollRecords(200))
@@ -211,12 +222,12 @@ func TestProjectorsShareGroupWithoutDoubleApply(t *testing.T) {
 func TestProjectorRedisOutageAtStartWaits(t *testing.T) {
 	b := newBank(t, 2)
 	srv := testenv.Redis(t)
-	rdb := redisClient(t, srv.Addr)
+	rdb := testenv.RedisClient(t, srv.Addr)
 	p := redisProjector("outage", 1)
 	b.publish(500, 10)
 	srv.Stop()
 	r, _ := start(t, b, p, consumers.WithStore(redisStore(t, rdb)), consumers.WithRetryBackoff(10*time.Millisecond, 100*time.Millisecond))
-	eventually(t, "status reports the failing store", func() error {
+	testenv.Eventually(t, "status reports the failing store", time.Minute, func() error {
 		if f := r.Status().Failing; f == nil || !strings.Contains(f.Error, srv.Addr) {
 			return errors.New("no failure naming the Redis address reported yet")
 		}
@@ -294,7 +305,7 @@ func TestProjectorKafkaOffsetsResumesFromCommitted(t *testing.T) {
 
 func TestObserverStartsAtHeadAndDedupesRedelivery(t *testing.T) {
 	b := newBank(t, 2)
-	rdb := redisClient(t, testenv.Redis(t).Addr)
+	rdb := testenv.RedisClient(t, testenv.Redis(t).Addr)
 	b.publish(200, 5) // history a new observer must not replay
 	var mu sync.Mutex
 	calls := map[string]int{} // event id -> side effects

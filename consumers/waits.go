@@ -36,14 +36,16 @@ func (r *Runner) Health() health.Report {
 
 // notReadyLocked says why the runner is not ready, or "".
 func (r *Runner) notReadyLocked() string {
-	since, err := r.broker.Failing()
-	switch {
-	case !r.running.Load():
+	if !r.running.Load() {
 		return "not running"
-	case err != nil:
-		return fmt.Sprintf("the broker has not answered since %s: %v", since.Format(time.RFC3339), err)
-	case r.failing != nil:
-		f := r.failing
+	}
+	for _, d := range r.probes {
+		if why := d.probe.Reason(d.name); why != "" {
+			return why
+		}
+	}
+	switch f := r.failing; {
+	case f != nil:
 		return fmt.Sprintf("retrying %s offset %d since %s (%d attempts): %s", f.Partition, f.Offset, f.Since.Format(time.RFC3339), f.Attempts, f.Error)
 	case !r.atHead:
 		return "catching up: the head of its topics is not reached yet"

@@ -17,6 +17,12 @@ import (
 	"github.com/recq/recq/schema"
 )
 
+// saysTransient is a dependency's error that says what it is.
+type saysTransient struct{}
+
+func (saysTransient) Error() string   { return "quota service: try later" }
+func (saysTransient) Permanent() bool { return false }
+
 func TestClassify(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -34,6 +40,8 @@ func TestClassify(t *testing.T) {
 		{"panic", &PanicError{Value: "boom"}, KindPermanent},
 		{"not framed", fmt.Errorf("decode: %w", schema.ErrNotFramed), KindPermanent},
 		{"unknown schema id", fmt.Errorf("decode: %w", schema.ErrUnknownSchemaID), KindPermanent},
+		{"an error that says it is transient", fmt.Errorf("call: %w", saysTransient{}), KindTransient},
+		{"a mark outside an error that says otherwise", Permanent(saysTransient{}), KindPermanent},
 		{"registry unavailable (a 500)", fmt.Errorf("decode: %w: %w", schema.ErrRegistryUnavailable, errors.New("500 Internal Server Error")), KindTransient},
 	} {
 		if got := Classify(c.err); got != c.want {
@@ -108,7 +116,7 @@ func TestEntryRecordRoundTrip(t *testing.T) {
 	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", e) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, e)
 	}
-	if _, err := ParseEntry(&kgo.Record{Headers: []kgo.RecordHeader{{Key: HeaderAttempts, Value: []byte("x")}}}); err == nil ||
+	if _, err := ParseEntry(&kgo.Record{Headers: []kgo.RecordHeader{{Key: headerAttempts, Value: []byte("x")}}}); err == nil ||
 		!strings.Contains(err.Error(), "recq-dlq-attempts") || !strings.Contains(err.Error(), "no recq-dlq-id") {
 		t.Fatalf("a foreign record: %v", err)
 	}
@@ -130,21 +138,21 @@ func TestIndexStatusAndBlockers(t *testing.T) {
 	head, next := ID("t", 0, 10), ID("t", 0, 11)
 	status := func(id string) Status { it, _ := x.Get(id); return it.Status }
 
-	if b := x.Blocker([]byte("k"), "t", 0, 12); b != head {
+	if b := x.blocker([]byte("k"), "t", 0, 12); b != head {
 		t.Fatalf("a later event is held back by %q, want %s", b, head)
 	}
-	if b := x.Blocker([]byte("k"), "t", 0, 9); b != "" {
+	if b := x.blocker([]byte("k"), "t", 0, 9); b != "" {
 		t.Fatalf("an earlier event (read again after a restart) is held back by %s", b)
 	}
-	if b := x.Blocker(nil, "t", 0, 12); b != "" {
+	if b := x.blocker(nil, "t", 0, 12); b != "" {
 		t.Fatal("an event without a key has no order to keep")
 	}
 	x.addAction(Action{ID: head, Action: ActionRedrive, Generation: 1, RetryPartition: 0, RetryOffset: 7})
 	x.addAction(Action{ID: next, Action: ActionRedrive, Generation: 1, RetryPartition: 0, RetryOffset: 8})
-	if status(head) != StatusRedriving || x.Blocker([]byte("k"), "t", 0, 12) != head {
+	if status(head) != StatusRedriving || x.blocker([]byte("k"), "t", 0, 12) != head {
 		t.Fatal("a redriving event still holds its key back")
 	}
-	if b := x.BlockerOfRedriven([]byte("k"), next); b != "" {
+	if b := x.blockerOfRedriven([]byte("k"), next); b != "" {
 		t.Fatalf("a redriven event waits for %s, which is redriven before it", b)
 	}
 	if got := x.HandledRedrives(0, 8); len(got) != 1 || got[0].ID != head {
@@ -153,7 +161,7 @@ func TestIndexStatusAndBlockers(t *testing.T) {
 	// The head fails again: pending in generation 2, and holds the next
 	// one back even on the retry topic.
 	x.addEntry(entry(10, 2, ReasonHandler, 2))
-	if status(head) != StatusPending || x.BlockerOfRedriven([]byte("k"), next) != head {
+	if status(head) != StatusPending || x.blockerOfRedriven([]byte("k"), next) != head {
 		t.Fatal("a head that failed again holds its key back")
 	}
 	x.addEntry(entry(10, 1, ReasonHandler, 3)) // a late older copy changes nothing
@@ -162,7 +170,7 @@ func TestIndexStatusAndBlockers(t *testing.T) {
 	}
 	x.addAction(Action{ID: head, Action: ActionDiscard, Generation: 2})
 	x.addAction(Action{ID: next, Action: ActionDone, Generation: 1})
-	if status(head) != StatusDiscarded || status(next) != StatusRedriven || x.Blocker([]byte("k"), "t", 0, 12) != "" {
+	if status(head) != StatusDiscarded || status(next) != StatusRedriven || x.blocker([]byte("k"), "t", 0, 12) != "" {
 		t.Fatalf("statuses %s %s; the key should flow", status(head), status(next))
 	}
 	if n := len(x.List(Filter{Status: StatusPending})); n != 0 {
@@ -199,10 +207,10 @@ func TestIndexReleaseAndFirstRedriveWins(t *testing.T) {
 	p1 := ID("t", 0, 1)
 	x.addAction(Action{ID: p1, Action: ActionRedrive, Generation: 1, RetryOffset: 5})
 	x.addAction(Action{ID: p1, Action: ActionRedrive, Generation: 1, RetryOffset: 9}) // a second consumer's release
-	if st, ok := x.RedriveAt(p1, 1, 0, 5); !ok || st != StatusRedriving {
+	if st, ok := x.redriveAt(p1, 1, 0, 5); !ok || st != StatusRedriving {
 		t.Fatalf("the first redrive: %s %v", st, ok)
 	}
-	if _, ok := x.RedriveAt(p1, 1, 0, 9); ok {
+	if _, ok := x.redriveAt(p1, 1, 0, 9); ok {
 		t.Fatal("a second redrive of the same generation counts")
 	}
 	if got := x.Releasable([]byte("k")); got != nil {

@@ -40,7 +40,7 @@
 // # Order: sequenced parking
 //
 // A consumer with parking on writes a key's later events to the queue as
-// parked behind its dead one (Index.Blocker), so they are not applied out
+// parked behind its dead one (Queue.Route), so they are not applied out
 // of order. Redrive republishes events in queue order; a redriven event is
 // held back only by an earlier pending event of its key, so a key's events
 // redriven together are applied in order, and if the first fails again

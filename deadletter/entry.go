@@ -1,6 +1,7 @@
 package deadletter
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -14,23 +15,28 @@ func Topic(group string) string        { return group + ".dlq" }
 func RetryTopic(group string) string   { return group + ".retry" }
 func ActionsTopic(group string) string { return group + ".dlq.actions" }
 
-// The headers a dead event carries on top of the original record's.
+// HeaderID names the dead event a record of the queue or of the retry
+// topic is (its id, see ID).
+const HeaderID = "recq-dlq-id"
+
+// The other headers a dead event carries on top of the original record's,
+// all starting with dlqPrefix.
 const (
-	HeaderID           = "recq-dlq-id"
-	HeaderGroup        = "recq-dlq-group"
-	HeaderHandler      = "recq-dlq-handler"
-	HeaderTopic        = "recq-dlq-topic"
-	HeaderPartition    = "recq-dlq-partition"
-	HeaderOffset       = "recq-dlq-offset"
-	HeaderReason       = "recq-dlq-reason"
-	HeaderError        = "recq-dlq-error"
-	HeaderKind         = "recq-dlq-kind"
-	HeaderStack        = "recq-dlq-stack"
-	HeaderAttempts     = "recq-dlq-attempts"
-	HeaderGeneration   = "recq-dlq-generation"
-	HeaderFirstFailure = "recq-dlq-first-failure"
-	HeaderLastFailure  = "recq-dlq-last-failure"
-	HeaderParkedBehind = "recq-dlq-parked-behind"
+	dlqPrefix          = "recq-dlq-"
+	headerGroup        = "recq-dlq-group"
+	headerHandler      = "recq-dlq-handler"
+	headerTopic        = "recq-dlq-topic"
+	headerPartition    = "recq-dlq-partition"
+	headerOffset       = "recq-dlq-offset"
+	headerReason       = "recq-dlq-reason"
+	headerError        = "recq-dlq-error"
+	headerKind         = "recq-dlq-kind"
+	headerStack        = "recq-dlq-stack"
+	headerAttempts     = "recq-dlq-attempts"
+	headerGeneration   = "recq-dlq-generation"
+	headerFirstFailure = "recq-dlq-first-failure"
+	headerLastFailure  = "recq-dlq-last-failure"
+	headerParkedBehind = "recq-dlq-parked-behind"
 )
 
 // Reason says why an event is in the dead event queue.
@@ -108,22 +114,22 @@ func (e *Entry) Record(topic string) *kgo.Record {
 		}
 	}
 	add(HeaderID, e.ID)
-	add(HeaderGroup, e.Group)
-	add(HeaderHandler, e.Handler)
-	add(HeaderTopic, e.Topic)
-	add(HeaderPartition, strconv.Itoa(int(e.Partition)))
-	add(HeaderOffset, strconv.FormatInt(e.Offset, 10))
-	add(HeaderReason, string(e.Reason))
+	add(headerGroup, e.Group)
+	add(headerHandler, e.Handler)
+	add(headerTopic, e.Topic)
+	add(headerPartition, strconv.Itoa(int(e.Partition)))
+	add(headerOffset, strconv.FormatInt(e.Offset, 10))
+	add(headerReason, string(e.Reason))
 	if e.Kind != 0 {
-		add(HeaderKind, e.Kind.String())
+		add(headerKind, e.Kind.String())
 	}
-	add(HeaderError, e.Error)
-	add(HeaderStack, e.Stack)
-	add(HeaderAttempts, strconv.Itoa(e.Attempts))
-	add(HeaderGeneration, strconv.Itoa(e.Generation))
-	add(HeaderFirstFailure, e.FirstFailure.UTC().Format(time.RFC3339Nano))
-	add(HeaderLastFailure, e.LastFailure.UTC().Format(time.RFC3339Nano))
-	add(HeaderParkedBehind, e.ParkedBehind)
+	add(headerError, e.Error)
+	add(headerStack, e.Stack)
+	add(headerAttempts, strconv.Itoa(e.Attempts))
+	add(headerGeneration, strconv.Itoa(e.Generation))
+	add(headerFirstFailure, e.FirstFailure.UTC().Format(time.RFC3339Nano))
+	add(headerLastFailure, e.LastFailure.UTC().Format(time.RFC3339Nano))
+	add(headerParkedBehind, e.ParkedBehind)
 	return &kgo.Record{Topic: topic, Key: e.Key, Value: e.Value, Headers: h}
 }
 
@@ -150,37 +156,37 @@ func ParseEntry(r *kgo.Record) (Entry, error) {
 		switch h.Key {
 		case HeaderID:
 			e.ID = v
-		case HeaderGroup:
+		case headerGroup:
 			e.Group = v
-		case HeaderHandler:
+		case headerHandler:
 			e.Handler = v
-		case HeaderTopic:
+		case headerTopic:
 			e.Topic = v
-		case HeaderPartition:
+		case headerPartition:
 			e.Partition = int32(num(h.Key, v))
-		case HeaderOffset:
+		case headerOffset:
 			e.Offset = num(h.Key, v)
-		case HeaderReason:
+		case headerReason:
 			e.Reason = Reason(v)
-		case HeaderKind:
+		case headerKind:
 			k, err := ParseKind(v)
 			if err != nil {
 				errs = append(errs, err.Error())
 			}
 			e.Kind = k
-		case HeaderError:
+		case headerError:
 			e.Error = v
-		case HeaderStack:
+		case headerStack:
 			e.Stack = v
-		case HeaderAttempts:
+		case headerAttempts:
 			e.Attempts = int(num(h.Key, v))
-		case HeaderGeneration:
+		case headerGeneration:
 			e.Generation = int(num(h.Key, v))
-		case HeaderFirstFailure:
+		case headerFirstFailure:
 			e.FirstFailure = when(h.Key, v)
-		case HeaderLastFailure:
+		case headerLastFailure:
 			e.LastFailure = when(h.Key, v)
-		case HeaderParkedBehind:
+		case headerParkedBehind:
 			e.ParkedBehind = v
 		default:
 			e.Headers = append(e.Headers, h)
@@ -205,9 +211,9 @@ func (e *Entry) retryRecord(topic string) *kgo.Record {
 	h = append(h, e.Headers...)
 	h = append(h,
 		kgo.RecordHeader{Key: HeaderID, Value: []byte(e.ID)},
-		kgo.RecordHeader{Key: HeaderAttempts, Value: []byte(strconv.Itoa(e.Attempts))},
-		kgo.RecordHeader{Key: HeaderGeneration, Value: []byte(strconv.Itoa(e.Generation))},
-		kgo.RecordHeader{Key: HeaderFirstFailure, Value: []byte(e.FirstFailure.UTC().Format(time.RFC3339Nano))},
+		kgo.RecordHeader{Key: headerAttempts, Value: []byte(strconv.Itoa(e.Attempts))},
+		kgo.RecordHeader{Key: headerGeneration, Value: []byte(strconv.Itoa(e.Generation))},
+		kgo.RecordHeader{Key: headerFirstFailure, Value: []byte(e.FirstFailure.UTC().Format(time.RFC3339Nano))},
 	)
 	return &kgo.Record{Topic: topic, Key: e.Key, Value: e.Value, Headers: h}
 }
@@ -215,7 +221,12 @@ func (e *Entry) retryRecord(topic string) *kgo.Record {
 // Redriven is what a record of the retry topic says about the entry it
 // redrives.
 type Redriven struct {
-	ID           string
+	ID string
+	// Topic, Partition and Offset are where the event was first written
+	// (its id, parsed).
+	Topic        string
+	Partition    int32
+	Offset       int64
 	Attempts     int
 	Generation   int
 	FirstFailure time.Time
@@ -225,5 +236,53 @@ type Redriven struct {
 // (the ones retryRecord writes); a malformed count reads as zero.
 func ParseRedriven(r *kgo.Record) (Redriven, bool) {
 	e, _ := ParseEntry(r)
-	return Redriven{ID: e.ID, Attempts: e.Attempts, Generation: e.Generation, FirstFailure: e.FirstFailure}, e.ID != ""
+	d := Redriven{ID: e.ID, Attempts: e.Attempts, Generation: e.Generation, FirstFailure: e.FirstFailure}
+	var err error
+	d.Topic, d.Partition, d.Offset, err = ParseID(e.ID)
+	return d, err == nil
+}
+
+// Failure is what a consumer knows of a record that failed for good (or
+// is parked); NewEntry takes the rest from the record.
+type Failure struct {
+	Handler  string // the event type whose handler failed
+	Reason   Reason
+	Err      error  // nil for a parked record
+	Attempts int    // the failed handlings of this generation
+	Behind   string // ReasonParked: the dead event it waits for
+	// Redriven: the record is a redrive of this entry, which keeps its id
+	// and counts on.
+	Redriven Redriven
+}
+
+// NewEntry is the dead event queue's entry for rec, dead (or parked) in
+// group as f says, at now. It is the one way entries are made.
+func NewEntry(rec *kgo.Record, group string, f Failure, now time.Time) *Entry {
+	d := f.Redriven
+	e := &Entry{
+		ID: d.ID, Group: group, Handler: f.Handler, Topic: d.Topic, Partition: d.Partition, Offset: d.Offset,
+		Reason: f.Reason, ParkedBehind: f.Behind,
+		Attempts: d.Attempts + f.Attempts, Generation: d.Generation + 1,
+		FirstFailure: d.FirstFailure, LastFailure: now.UTC(),
+		Key: rec.Key, Value: rec.Value,
+	}
+	if e.ID == "" {
+		e.ID, e.Topic, e.Partition, e.Offset = ID(rec.Topic, rec.Partition, rec.Offset), rec.Topic, rec.Partition, rec.Offset
+	}
+	if e.FirstFailure.IsZero() {
+		e.FirstFailure = e.LastFailure
+	}
+	if f.Err != nil {
+		e.Kind, e.Error = Classify(f.Err), f.Err.Error()
+		var pe *PanicError
+		if errors.As(f.Err, &pe) {
+			e.Stack = pe.Stack
+		}
+	}
+	for _, h := range rec.Headers {
+		if !strings.HasPrefix(h.Key, dlqPrefix) {
+			e.Headers = append(e.Headers, h)
+		}
+	}
+	return e
 }

@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"syscall"
-
-	"github.com/recq/recq/schema"
 )
 
 // Kind says what a failure means for the event that caused it.
@@ -51,8 +49,9 @@ type marked struct {
 	kind Kind
 }
 
-func (m *marked) Error() string { return m.err.Error() }
-func (m *marked) Unwrap() error { return m.err }
+func (m *marked) Error() string   { return m.err.Error() }
+func (m *marked) Unwrap() error   { return m.err }
+func (m *marked) Permanent() bool { return m.kind == KindPermanent }
 
 // Permanent marks err as the event's fault: no retry will help, so after
 // the policy's attempts the event is dead. Permanent(nil) is nil.
@@ -81,32 +80,30 @@ type PanicError struct {
 
 func (p *PanicError) Error() string { return fmt.Sprintf("handler panicked: %v", p.Value) }
 
-// Classify says whether err is transient or permanent. The outermost mark
-// (Permanent, Transient) wins. Unmarked, these are transient: an
-// unavailable schema registry, context deadlines, network errors
-// (net.Error, refused or reset connections, unexpected EOF); and these
-// permanent: panics and payloads that cannot be
-// decoded (not Confluent-framed, unknown schema id, incompatible or
-// malformed Avro). Everything else is permanent: a handler that returns
-// an error about an event is taken at its word, after the policy's
-// attempts. Mark errors from your own dependencies with Transient.
+// Permanent: a panic is the event's fault.
+func (p *PanicError) Permanent() bool { return true }
+
+// Classify says whether err is transient or permanent. An error in err's
+// chain that says what it is wins, the outermost first: one with a
+// Permanent() bool method (Permanent and Transient marks, panics, and
+// package schema's errors: an undecodable payload is permanent, an
+// unavailable registry transient). Otherwise these are transient: context
+// deadlines and network errors (net.Error, refused or reset connections,
+// unexpected EOF). Everything else is permanent: a handler that returns an
+// error about an event is taken at its word, after the policy's attempts.
+// Mark errors from your own dependencies with Transient, or give them a
+// Permanent() bool method.
 func Classify(err error) Kind {
-	var m *marked
-	if errors.As(err, &m) {
-		return m.kind
-	}
-	var p *PanicError
-	switch {
-	case errors.As(err, &p),
-		errors.Is(err, schema.ErrNotFramed), errors.Is(err, schema.ErrUnknownSchemaID),
-		errors.Is(err, schema.ErrIncompatible), errors.Is(err, schema.ErrMalformed),
-		errors.Is(err, schema.ErrInvalidValue):
-		return KindPermanent
+	var says interface{ Permanent() bool }
+	if errors.As(err, &says) {
+		if says.Permanent() {
+			return KindPermanent
+		}
+		return KindTransient
 	}
 	var ne net.Error
 	switch {
-	case errors.Is(err, schema.ErrRegistryUnavailable),
-		errors.Is(err, context.DeadlineExceeded),
+	case errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &ne),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
 		errors.Is(err, syscall.EPIPE), errors.Is(err, io.ErrUnexpectedEOF),
@@ -116,11 +113,11 @@ func Classify(err error) Kind {
 	return KindPermanent
 }
 
-// Undecodable reports whether err says the payload cannot be decoded,
-// which makes the event dead at the first attempt: decoding it again
-// gives the same answer.
+// Undecodable reports whether err says the payload cannot be decoded (an
+// error in its chain with an Undecodable() bool method reporting true, as
+// package schema's do), which makes the event dead at the first attempt:
+// decoding it again gives the same answer.
 func Undecodable(err error) bool {
-	return errors.Is(err, schema.ErrNotFramed) || errors.Is(err, schema.ErrUnknownSchemaID) ||
-		errors.Is(err, schema.ErrIncompatible) || errors.Is(err, schema.ErrMalformed) ||
-		errors.Is(err, schema.ErrUnsupportedType)
+	var says interface{ Undecodable() bool }
+	return errors.As(err, &says) && says.Undecodable()
 }

@@ -212,10 +212,10 @@ func (it *Item) status() {
 	}
 }
 
-// Has reports whether the event at topic/partition/offset is in the queue
+// has reports whether the event at topic/partition/offset is in the queue
 // (in any status): Get(ID(topic, partition, offset)) without formatting
 // the id, for a consumer that asks about every event.
-func (x *Index) Has(topic string, partition int32, offset int64) bool {
+func (x *Index) has(topic string, partition int32, offset int64) bool {
 	if x.n.Load() == 0 {
 		return false
 	}
@@ -251,16 +251,16 @@ func (it *Item) copy() Item {
 	return c
 }
 
-// Blocker is the id of the first dead event of key that holds back the
+// blocker is the id of the first dead event of key that holds back the
 // event at topic/partition/offset: one pending or being redriven, and not
 // later in the same partition (a consumer that restarts reads again the
 // events before a dead one, which it must not park). "" when none does,
 // or key is empty (no order to keep).
-func (x *Index) Blocker(key []byte, topic string, partition int32, offset int64) string {
+func (x *Index) blocker(key []byte, topic string, partition int32, offset int64) string {
 	if len(key) == 0 || x.n.Load() == 0 {
 		return "" // asked for every event: no closure for an empty queue
 	}
-	return x.blocker(key, func(it *Item) bool {
+	return x.firstBlocking(key, func(it *Item) bool {
 		if it.Entry.Topic == topic && it.Entry.Partition == partition && it.Entry.Offset > offset {
 			return false
 		}
@@ -268,20 +268,20 @@ func (x *Index) Blocker(key []byte, topic string, partition int32, offset int64)
 	})
 }
 
-// BlockerOfRedriven is Blocker for a redriven event id: only a pending
+// blockerOfRedriven is blocker for a redriven event id: only a pending
 // event of its key queued before it holds it back (the ones redriven with
 // it come before it on the retry topic, in order).
-func (x *Index) BlockerOfRedriven(key []byte, id string) string {
+func (x *Index) blockerOfRedriven(key []byte, id string) string {
 	x.mu.Lock()
 	it := x.item(id)
 	x.mu.Unlock()
 	if it == nil {
 		return ""
 	}
-	return x.blocker(key, func(o *Item) bool { return o.seq < it.seq && o.Status == StatusPending })
+	return x.firstBlocking(key, func(o *Item) bool { return o.seq < it.seq && o.Status == StatusPending })
 }
 
-func (x *Index) blocker(key []byte, blocks func(*Item) bool) string {
+func (x *Index) firstBlocking(key []byte, blocks func(*Item) bool) string {
 	if len(key) == 0 || x.n.Load() == 0 {
 		return ""
 	}
@@ -295,13 +295,13 @@ func (x *Index) blocker(key []byte, blocks func(*Item) bool) string {
 	return ""
 }
 
-// RedriveAt reports whether the retry record at partition/offset is the
+// redriveAt reports whether the retry record at partition/offset is the
 // current redrive of event id: generation is the event's latest and its
 // redrive of that generation put it there. If so it returns the event's
 // status: redriving (to be handled), or redriven (handled before: a
 // consumer whose positions were lost, such as one on a memory store,
 // handles it again as it rebuilds).
-func (x *Index) RedriveAt(id string, generation int, partition int32, offset int64) (Status, bool) {
+func (x *Index) redriveAt(id string, generation int, partition int32, offset int64) (Status, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	it := x.item(id)

@@ -87,7 +87,7 @@ func EnsureTopics(ctx context.Context, adm *streams.Admin, group string, retry b
 		specs = append(specs, streams.TopicSpec{Name: RetryTopic(group), Partitions: partitions})
 	}
 	for _, spec := range specs {
-		if err := adm.CreateTopic(ctx, spec); err != nil && !errors.Is(err, streams.ErrTopicExists) {
+		if err := adm.EnsureTopic(ctx, spec); err != nil {
 			return fmt.Errorf("deadletter: %w", err)
 		}
 	}

@@ -13,6 +13,7 @@ package health
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -104,6 +105,16 @@ func (p *Probe) set(err error) {
 	default:
 		p.err = err
 	}
+}
+
+// Reason says why a component that needs the probed dependency (named
+// what, e.g. "the broker") is not ready, or "" while it answers.
+func (p *Probe) Reason(what string) string {
+	since, err := p.Failing()
+	if err == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s has not answered since %s: %v", what, since.Format(time.RFC3339), err)
 }
 
 // Failing is since when pings have failed and the last one's error; nil while

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/recq/recq/aggregates"
@@ -79,8 +78,7 @@ func TestAggregateRunnerKill9ExactlyOnce(t *testing.T) {
 		if waits := runnerCrashTest(t, 10_000, start); waits == 0 {
 			t.Fatal("no runner waited for its predecessor's open transaction: the test missed the path it is for")
 		}
-		rdb := redis.NewClient(&redis.Options{Addr: rds.Addr})
-		defer rdb.Close()
+		rdb := testenv.RedisClient(t, rds.Addr)
 		keys, err := rdb.Keys(context.Background(), snapshot.DefaultKeyPrefix+"*").Result()
 		if err != nil || len(keys) < 100 {
 			t.Fatalf("%d snapshots in Redis (%v): the loads did not go through snapshots", len(keys), err)

@@ -59,7 +59,7 @@ func TestDevKill9KeepsAckedRecordsAndGroupOffsets(t *testing.T) {
 		before := describeGroup(t, addr, "g")
 
 		// A producer writing as fast as it can while the broker dies.
-		p, err := streams.NewPublisher(streams.WithBrokers(addr), streams.WithClientOptions(kgo.RecordDeliveryTimeout(5*time.Second)))
+		p, err := streams.NewPublisher([]string{addr}, streams.WithClientOptions(kgo.RecordDeliveryTimeout(5*time.Second)))
 		if err != nil {
 			t.Fatal(err)
 		}

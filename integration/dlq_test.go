@@ -135,7 +135,7 @@ func TestDeadEventsThroughTheCLI(t *testing.T) {
 
 	// Still refused: back in the queue, one generation on.
 	recq(t, e.dev.Addr, "", "dlq", "redrive", group, "--key", "list-neg", "--reason", "try again", "--who", "alice")
-	waitFor(t, "the redriven events back in the queue", time.Minute, func() bool {
+	testenv.WaitFor(t, "the redriven events back in the queue", time.Minute, func() bool {
 		neg = byKey(e.dlqList(group, "--status", "all"), "list-neg")
 		for _, it := range neg {
 			if it.Status != "pending" || it.Generation != 2 {
@@ -156,7 +156,7 @@ func TestDeadEventsThroughTheCLI(t *testing.T) {
 	}
 	// (By key: --all could race with the projector releasing list-neg.)
 	recq(t, e.dev.Addr, "", "dlq", "discard", group, "--key", "list-poison", "--reason", "garbage from kcat", "--who", "bob")
-	waitFor(t, "list-neg's parked events released and handled", time.Minute, func() bool {
+	testenv.WaitFor(t, "list-neg's parked events released and handled", time.Minute, func() bool {
 		for _, it := range byKey(e.dlqList(group, "--status", "all"), "list-neg")[1:] {
 			if it.Status != "redriven" {
 				return false

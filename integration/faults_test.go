@@ -198,12 +198,12 @@ func (f *faultEnv) fault(name string, affected []string, inject func()) {
 	f.load()
 	rd := f.watchReadiness()
 	defer func() { rd.stop(); rd.done.Wait() }()
-	waitFor(t, "the stream flowing", time.Minute, func() bool { return f.accepted.Load() > 200 })
+	testenv.WaitFor(t, "the stream flowing", time.Minute, func() bool { return f.accepted.Load() > 200 })
 	before := f.rate(2 * time.Second)
 	start := time.Now()
 	inject()
 	back := time.Now()
-	waitFor(t, "a command answered after "+name, 2*time.Minute, func() bool { return f.lastOK.Load() > back.UnixNano() })
+	testenv.WaitFor(t, "a command answered after "+name, 2*time.Minute, func() bool { return f.lastOK.Load() > back.UnixNano() })
 	firstOK := time.Unix(0, f.lastOK.Load())
 	for _, c := range affected {
 		if rd.lastNotReady(c).Before(start) {
@@ -212,12 +212,12 @@ func (f *faultEnv) fault(name string, affected []string, inject func()) {
 	}
 	// Recovered: the stream runs at its rate again, in a second's window.
 	var after float64
-	waitFor(t, "the stream back at its rate", 2*time.Minute, func() bool {
+	testenv.WaitFor(t, "the stream back at its rate", 2*time.Minute, func() bool {
 		after = f.rate(time.Second)
 		return after >= 0.8*before
 	})
 	recovered := time.Now().Add(-time.Second)
-	waitFor(t, "every component ready again", 2*time.Minute, func() bool {
+	testenv.WaitFor(t, "every component ready again", 2*time.Minute, func() bool {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		for c := range f.http {

@@ -29,24 +29,12 @@ func TestProjectorKill9ExactlyOnce(t *testing.T) {
 	e := newStatsEnv(t, testenv.Redis(t))
 	procs := map[string]*testenv.Proc{}
 	dumpOnFailure(t, procs)
-	proj := e.projector(1, "crash", "-max-poll", randomMaxPoll())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	published := e.publishing(ctx, events, lists, 5000, 250*time.Millisecond)
-	for k := 1; k <= kills; k++ {
-		// Kill k lands at a random point past k/6 of the events, while
-		// published events wait to be applied (mid-burst): with work in
-		// hand, not between bursts.
-		target := int64(k*events/(kills+1) + rand.IntN(events/(2*(kills+1))))
-		e.waitMidStream(fmt.Sprintf("kill %d: %d events applied, more to apply", k, target), group, target, events)
-		e.publishNeg(ctx, fmt.Sprintf("neg-%d", k), -k)
-		proj.Kill9()
-		pub, applied := e.published.Load(), e.applied(group)
-		t.Logf("kill %d: %d of %d events published, %d applied (%d behind)", k, pub, events, applied, pub-applied)
-		procs[fmt.Sprintf("projector before kill %d", k)] = proj
-		proj = e.projector(1, "crash", "-max-poll", randomMaxPoll())
-	}
-	procs["last projector"] = proj
+	// With work in hand, not between bursts; lists the projector refuses
+	// arrive before each kill.
+	e.killRounds(procs, group, "crash", kills, events, func(k int) { e.publishNeg(ctx, fmt.Sprintf("neg-%d", k), -k) })
 	if err := <-published; err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +56,7 @@ func TestProjectorTwoMembersOneKilled(t *testing.T) {
 	defer cancel()
 	const events = 50_000
 	published := e.publishing(ctx, events, 300, 1000, 60*time.Millisecond)
-	waitFor(t, "both members owning partitions and applying", time.Minute, func() bool {
+	testenv.WaitFor(t, "both members owning partitions and applying", time.Minute, func() bool {
 		ownsA, appliedA := owned(t, httpA)
 		ownsB, appliedB := owned(t, httpB)
 		return ownsA+ownsB == 8 && appliedA > 0 && appliedB > 0
@@ -79,7 +67,7 @@ func TestProjectorTwoMembersOneKilled(t *testing.T) {
 	a.Kill9()
 	killed := time.Now()
 	t.Logf("member a (%d partitions) killed: %d events published, %d applied by the group", ownsA, e.published.Load(), e.applied(group))
-	waitFor(t, "member b owning every partition", time.Minute, func() bool { ownsB, _ := owned(t, httpB); return ownsB == 8 })
+	testenv.WaitFor(t, "member b owning every partition", time.Minute, func() bool { ownsB, _ := owned(t, httpB); return ownsB == 8 })
 	t.Logf("member b took a's partitions %v after the kill", time.Since(killed).Round(time.Millisecond))
 	if err := <-published; err != nil {
 		t.Fatal(err)
@@ -107,7 +95,7 @@ func TestProjectorRedisOutage(t *testing.T) {
 	// in its backlog or still coming.
 	published := e.publishing(ctx, 40_000, 200, 1000, 50*time.Millisecond)
 	target := int64(2000 + rand.IntN(6000))
-	waitFor(t, "events applied before the outage", time.Minute, func() bool { return e.applied(group) >= target })
+	testenv.WaitFor(t, "events applied before the outage", time.Minute, func() bool { return e.applied(group) >= target })
 	before, applied := e.positions(group), e.applied(group)
 	e.redis.Stop()
 	outage := time.Now()

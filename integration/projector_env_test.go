@@ -59,11 +59,10 @@ func newStatsEnvAt(t *testing.T, rs *testenv.RedisServer, dataDir string) *stats
 	if err := aggregates.EnsureTopics(ctx, streams.NewAdmin(testenv.Client(t, e.dev.Addr)), todo.Name, 8); err != nil {
 		t.Fatal(err)
 	}
-	e.rdb = redis.NewClient(&redis.Options{Addr: rs.Addr})
-	t.Cleanup(func() { _ = e.rdb.Close() })
+	e.rdb = testenv.RedisClient(t, rs.Addr)
 	e.serde = serdeAt(t, e.dev.Registry)
 	var err error
-	if e.pub, err = streams.NewPublisher(streams.WithBrokers(e.dev.Addr)); err != nil {
+	if e.pub, err = streams.NewPublisher([]string{e.dev.Addr}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.pub.Close(context.Background()) })
@@ -329,22 +328,33 @@ func owned(t *testing.T, addr string) (owns, applied int) {
 // a point with work in hand, not between bursts.
 func (e *statsEnv) waitMidStream(what, group string, target int64, n int) {
 	e.t.Helper()
-	waitFor(e.t, what, 2*time.Minute, func() bool {
+	testenv.WaitFor(e.t, what, 2*time.Minute, func() bool {
 		applied, pub := e.applied(group), e.published.Load()
 		return applied >= target && (pub > applied || pub >= int64(n))
 	})
 }
 
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v", what, timeout)
+// killRounds runs a projector (instance name) of group and kills it with
+// SIGKILL kills times while n events stream in: kill k lands at a random
+// point past k/(kills+1) of them, mid-stream (see waitMidStream), after
+// before(k). Each projector starts with a random batch size; every one is
+// filed in procs, and the one left running is returned.
+func (e *statsEnv) killRounds(procs map[string]*testenv.Proc, group, name string, kills, n int, before func(k int)) *testenv.Proc {
+	proj := e.projector(1, name, "-max-poll", randomMaxPoll())
+	for k := 1; k <= kills; k++ {
+		target := int64(k*n/(kills+1) + rand.IntN(n/(2*(kills+1))))
+		e.waitMidStream(fmt.Sprintf("kill %d: %d offsets applied, more to apply", k, target), group, target, n)
+		if before != nil {
+			before(k)
 		}
-		time.Sleep(20 * time.Millisecond)
+		proj.Kill9()
+		pub, applied := e.published.Load(), e.applied(group)
+		e.t.Logf("kill %d: %d of %d written, %d applied (%d behind)", k, pub, n, applied, pub-applied)
+		procs[fmt.Sprintf("projector before kill %d", k)] = proj
+		proj = e.projector(1, name, "-max-poll", randomMaxPoll())
 	}
+	procs["last projector"] = proj
+	return proj
 }
 
 // twoMembers starts members a and b (instances <prefix>a, <prefix>b) with

@@ -138,20 +138,10 @@ func TestProjectorKill9TransactionalProducers(t *testing.T) {
 	e := newStatsEnv(t, testenv.Redis(t))
 	procs := map[string]*testenv.Proc{}
 	dumpOnFailure(t, procs)
-	proj := e.projector(1, "txn", "-max-poll", randomMaxPoll())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	log, done := e.txnProducing(ctx, 3, events, lists)
-	for k := 1; k <= kills; k++ {
-		target := int64(k*events/(kills+1) + rand.IntN(events/(2*(kills+1))))
-		e.waitMidStream(fmt.Sprintf("kill %d: %d offsets applied, more to apply", k, target), group, target, events)
-		proj.Kill9()
-		pub, applied := e.published.Load(), e.applied(group)
-		t.Logf("kill %d: %d offsets written, %d applied (%d behind)", k, pub, applied, pub-applied)
-		procs[fmt.Sprintf("projector before kill %d", k)] = proj
-		proj = e.projector(1, "txn", "-max-poll", randomMaxPoll())
-	}
-	procs["last projector"] = proj
+	e.killRounds(procs, group, "txn", kills, events, nil)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}

@@ -79,7 +79,7 @@ func TestProjectorZombieFenced(t *testing.T) {
 	published := e.publishing(ctx, events, 300, 3000, 400*time.Millisecond)
 	// Freeze a only in a stable group: frozen during a rebalance, it would
 	// hold the group for the rebalance timeout (60 s), not the session's.
-	waitFor(t, "both members owning partitions and a applying", time.Minute, func() bool {
+	testenv.WaitFor(t, "both members owning partitions and a applying", time.Minute, func() bool {
 		ownsA, appliedA := owned(t, httpA)
 		ownsB, _ := owned(t, httpB)
 		return ownsB > 0 && appliedA > 0 && ownsA+ownsB == 8
@@ -93,7 +93,7 @@ func TestProjectorZombieFenced(t *testing.T) {
 	// a freezes at its next event: a burst over every partition now and
 	// then makes sure it has one, even if the stream is all applied.
 	nudged := time.Now()
-	waitFor(t, "member a frozen with an event in hand", time.Minute, func() bool {
+	testenv.WaitFor(t, "member a frozen with an event in hand", time.Minute, func() bool {
 		if time.Since(nudged) > 2*time.Second {
 			nudged = time.Now()
 			if err := e.publish(ctx, 500, 300, 500, 0); err != nil {
@@ -104,13 +104,13 @@ func TestProjectorZombieFenced(t *testing.T) {
 	})
 	frozen := time.Now()
 	e.publishNeg(ctx, "neg-zombie-2", -2)
-	waitFor(t, "member b owning every partition", time.Minute, func() bool { ownsB, _ := owned(t, httpB); return ownsB == 8 })
+	testenv.WaitFor(t, "member b owning every partition", time.Minute, func() bool { ownsB, _ := owned(t, httpB); return ownsB == 8 })
 	t.Logf("a frozen with %d events applied; b took its partitions after %v", e.applied(group), time.Since(frozen).Round(time.Millisecond))
 	resumed := len(a.Output())
 	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "member a's commit of the batch in hand fenced", time.Minute, func() bool {
+	testenv.WaitFor(t, "member a's commit of the batch in hand fenced", time.Minute, func() bool {
 		return strings.Contains(a.Output()[resumed:], "claimed by another owner")
 	})
 	if err := <-published; err != nil {

@@ -26,7 +26,7 @@ func TestPublisherWithSerdeValidatesBeforeProducing(t *testing.T) {
 	testenv.Topic(t, addr, "orders", 1)
 	serde := newSerde(t, newRegistry(t), schema.WithAutoRegister(true),
 		schema.WithSchema(&narrow{}, `{"type":"record","name":"Narrow","namespace":"shop","fields":[{"name":"id","type":"string"},{"name":"total","type":"int"}]}`))
-	pub, err := streams.NewPublisher(streams.WithBrokers(addr), streams.WithCodec(serde))
+	pub, err := streams.NewPublisher([]string{addr}, streams.WithCodec(serde))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestPublisherWithSerdeValidatesBeforeProducing(t *testing.T) {
 	if err := pub.PublishValue(ctx, "orders", "o1", OrderPlaced{ID: "o1", Total: 12, Note: &note}); err != nil {
 		t.Fatal(err)
 	}
-	rd, err := streams.NewReader([]string{addr}, streams.ReadTopics("orders"))
+	rd, err := streams.NewReader([]string{addr}, streams.WithTopics("orders"))
 	if err != nil {
 		t.Fatal(err)
 	}

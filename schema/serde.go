@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"reflect"
 	"sync/atomic"
 
@@ -241,11 +242,13 @@ func (s *Serde) register(ctx context.Context, k subjectKey) (int, error) {
 }
 
 // unanswered marks a registry failure that is no answer about the schema
-// (no connection, a timeout, a 5xx) with ErrRegistryUnavailable: asking
-// again may succeed. A 4xx is the registry's answer and stays as it is.
+// (no connection, a timeout, a 5xx, a 408 or a 429) with
+// ErrRegistryUnavailable: asking again may succeed. Another 4xx is the
+// registry's answer and stays as it is.
 func unanswered(err error) error {
 	var re *sr.ResponseError
-	if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 {
+	if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 &&
+		re.StatusCode != http.StatusRequestTimeout && re.StatusCode != http.StatusTooManyRequests {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrRegistryUnavailable, err)

@@ -74,6 +74,15 @@ func (a *Admin) CreateTopic(ctx context.Context, spec TopicSpec) error {
 	}
 }
 
+// EnsureTopic creates the topic unless it exists; an existing one is left
+// as it is (check what you need of it with DescribeTopic).
+func (a *Admin) EnsureTopic(ctx context.Context, spec TopicSpec) error {
+	if err := a.CreateTopic(ctx, spec); err != nil && !errors.Is(err, ErrTopicExists) {
+		return err
+	}
+	return nil
+}
+
 func detail(msg string) string {
 	if msg == "" {
 		return ""
@@ -244,11 +253,13 @@ func (a *Admin) SetTopicConfigs(ctx context.Context, name string, configs map[st
 	}
 	rs, err := a.adm.AlterTopicConfigs(ctx, alter, name)
 	if err == nil {
+		var errs []error
 		for _, r := range rs {
 			if r.Err != nil {
-				err = fmt.Errorf("%w%s", topicErr(r.Err), detail(r.ErrMessage))
+				errs = append(errs, fmt.Errorf("%w%s", topicErr(r.Err), detail(r.ErrMessage)))
 			}
 		}
+		err = errors.Join(errs...)
 	}
 	if err != nil {
 		return fmt.Errorf("streams: set configs of topic %q: %w", name, err)

@@ -69,10 +69,11 @@ func BenchmarkProduce(b *testing.B) {
 		})
 	})
 	b.Run("streams-publisher", func(b *testing.B) {
-		p, err := streams.NewPublisher(streams.WithClient(testenv.Client(b, addr)))
+		p, err := streams.NewPublisher([]string{addr})
 		if err != nil {
 			b.Fatal(err)
 		}
+		defer p.Close(ctx)
 		run(b, func(r *kgo.Record, f func(*kgo.Record, error)) { p.PublishAsync(ctx, r, f) }, p.Flush, bare)
 	})
 }

@@ -23,7 +23,7 @@ func ctxT(t *testing.T) context.Context {
 
 func newPublisher(t *testing.T, addr string, opts ...streams.PublisherOption) *streams.Publisher {
 	t.Helper()
-	p, err := streams.NewPublisher(append([]streams.PublisherOption{streams.WithBrokers(addr)}, opts...)...)
+	p, err := streams.NewPublisher([]string{addr}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestPublishConsumeRoundTripOverTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rd, err := streams.NewReader([]string{addr}, streams.ReadTopics("orders"))
+	rd, err := streams.NewReader([]string{addr}, streams.WithTopics("orders"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestPublishValueEncodesAndSetsType(t *testing.T) {
 	if err := p.PublishValue(ctxT(t), "vals", "k1", "hello"); err != nil {
 		t.Fatal(err)
 	}
-	rd, err := streams.NewReader([]string{addr}, streams.ReadTopics("vals"))
+	rd, err := streams.NewReader([]string{addr}, streams.WithTopics("vals"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestReaderStartPositions(t *testing.T) {
 		"time":      {streams.FromTime(base.Add(4*time.Minute - time.Second)), 4},
 	} {
 		t.Run(name, func(t *testing.T) {
-			rd, err := streams.NewReader([]string{addr}, streams.ReadTopics("hist"), streams.ReadFrom(tc.from))
+			rd, err := streams.NewReader([]string{addr}, streams.WithTopics("hist"), streams.WithFrom(tc.from))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -229,7 +229,7 @@ func TestReaderStartPositions(t *testing.T) {
 		})
 	}
 	t.Run("end", func(t *testing.T) {
-		rd, err := streams.NewReader([]string{addr}, streams.ReadTopics("hist"), streams.ReadFrom(streams.FromEnd()))
+		rd, err := streams.NewReader([]string{addr}, streams.WithTopics("hist"), streams.WithFrom(streams.FromEnd()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -261,7 +261,7 @@ func TestGroupCommitAndDescribe(t *testing.T) {
 	if err := p.Publish(ctxT(t), recs...); err != nil {
 		t.Fatal(err)
 	}
-	rd, err := streams.NewReader([]string{addr}, streams.ReadTopics("g"), streams.ReadGroup("grp"))
+	rd, err := streams.NewReader([]string{addr}, streams.WithTopics("g"), streams.WithGroup("grp"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +301,7 @@ func TestGroupCommitAndDescribe(t *testing.T) {
 	rd.Close()
 
 	// A new member of the group resumes after the commits.
-	rd2, err := streams.NewReader([]string{addr}, streams.ReadTopics("g"), streams.ReadGroup("grp"))
+	rd2, err := streams.NewReader([]string{addr}, streams.WithTopics("g"), streams.WithGroup("grp"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +374,7 @@ func TestDialUnreachable(t *testing.T) {
 	}
 }
 
-func TestReadUntilEndStopsAfterTransactions(t *testing.T) {
+func TestStopAtEndStopsAfterTransactions(t *testing.T) {
 	addr := testenv.Kafka(t)
 	testenv.Topic(t, addr, "tx", 2)
 	ctx := ctxT(t)
@@ -400,7 +400,7 @@ func TestReadUntilEndStopsAfterTransactions(t *testing.T) {
 	}
 
 	read := func(opts ...streams.ReaderOption) []*kgo.Record {
-		rd, err := streams.NewReader([]string{addr}, append([]streams.ReaderOption{streams.ReadTopics("tx"), streams.ReadUntilEnd()}, opts...)...)
+		rd, err := streams.NewReader([]string{addr}, append([]streams.ReaderOption{streams.WithTopics("tx"), streams.WithStopAtEnd()}, opts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -423,14 +423,14 @@ func TestReadUntilEndStopsAfterTransactions(t *testing.T) {
 			t.Fatalf("aborted or control record returned: %+v", r)
 		}
 	}
-	if n := len(read(streams.ReadFrom(streams.FromEnd()))); n != 0 {
+	if n := len(read(streams.WithFrom(streams.FromEnd()))); n != 0 {
 		t.Fatalf("from end: %d records", n)
 	}
 	// A group that does not exist yet reads from --from.
-	if n := len(read(streams.ReadGroup("g1"))); n != 8 {
+	if n := len(read(streams.WithGroup("g1"))); n != 8 {
 		t.Fatalf("group first pass: %d records", n)
 	}
-	if n := len(read(streams.ReadGroup("g1"))); n != 0 {
+	if n := len(read(streams.WithGroup("g1"))); n != 0 {
 		t.Fatalf("group second pass must resume after its commits, read %d", n)
 	}
 }
@@ -438,7 +438,7 @@ func TestReadUntilEndStopsAfterTransactions(t *testing.T) {
 // A range ending in an aborted transaction whose marker lies behind another,
 // still open, transaction: the reader must finish without waiting for the
 // open one, and must not return what the open one commits later.
-func TestReadUntilEndAbortedTailBeforeOpenTransaction(t *testing.T) {
+func TestStopAtEndAbortedTailBeforeOpenTransaction(t *testing.T) {
 	addr := testenv.Kafka(t)
 	testenv.Topic(t, addr, "tail", 1)
 	ctx := ctxT(t)
@@ -463,7 +463,7 @@ func TestReadUntilEndAbortedTailBeforeOpenTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rd, err := streams.NewReader([]string{addr}, streams.ReadTopics("tail"), streams.ReadUntilEnd())
+	rd, err := streams.NewReader([]string{addr}, streams.WithTopics("tail"), streams.WithStopAtEnd())
 	if err != nil {
 		t.Fatal(err)
 	}

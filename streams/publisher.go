@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -16,50 +15,15 @@ var ErrNoCodec = errors.New("streams: publisher has no codec (use WithCodec)")
 // PublisherOption configures a Publisher.
 type PublisherOption func(*PublisherConfig)
 
-// PublisherConfig is what the options set. Its zero value is not usable alone:
-// it needs brokers or a client (Validate says which).
+// PublisherConfig is what the options set; its zero value is valid.
 type PublisherConfig struct {
-	Brokers       []string
-	Client        *kgo.Client // if set, the caller owns it and Close leaves it open
 	Codec         Codec
-	Linger        time.Duration
 	ClientOptions []kgo.Opt
-}
-
-// Validate reports a configuration that cannot work.
-func (c PublisherConfig) Validate() error {
-	if c.Client == nil && len(c.Brokers) == 0 {
-		return errors.New("streams: publisher needs brokers (WithBrokers) or a client (WithClient)")
-	}
-	if c.Client != nil && len(c.ClientOptions) > 0 {
-		return errors.New("streams: WithClientOptions has no effect with WithClient; configure the client you pass")
-	}
-	if c.Linger < 0 {
-		return fmt.Errorf("streams: negative linger %v", c.Linger)
-	}
-	return nil
-}
-
-// WithBrokers sets the seed brokers of the publisher's own client.
-func WithBrokers(brokers ...string) PublisherOption {
-	return func(c *PublisherConfig) { c.Brokers = brokers }
-}
-
-// WithClient publishes through an existing client, which the caller keeps
-// owning (Close does not close it).
-func WithClient(cl *kgo.Client) PublisherOption {
-	return func(c *PublisherConfig) { c.Client = cl }
 }
 
 // WithCodec sets the codec PublishValue encodes payloads with.
 func WithCodec(codec Codec) PublisherOption {
 	return func(c *PublisherConfig) { c.Codec = codec }
-}
-
-// WithLinger lets the client wait up to d to fill batches (default: none,
-// franz-go still batches whatever is buffered while a request is in flight).
-func WithLinger(d time.Duration) PublisherOption {
-	return func(c *PublisherConfig) { c.Linger = d }
 }
 
 // WithClientOptions adds franz-go options to the publisher's own client.
@@ -71,30 +35,23 @@ func WithClientOptions(opts ...kgo.Opt) PublisherOption {
 // never disabled here), so retries never duplicate or reorder records of a
 // partition.
 type Publisher struct {
-	cl        *kgo.Client
-	ownClient bool
-	codec     Codec
+	cl    *kgo.Client
+	codec Codec
 }
 
-// NewPublisher builds a Publisher from opts.
-func NewPublisher(opts ...PublisherOption) (*Publisher, error) {
+// NewPublisher returns a Publisher on a client of its own for brokers
+// (franz-go batches whatever is buffered while a request is in flight; it
+// does not linger). It does not contact the brokers.
+func NewPublisher(brokers []string, opts ...PublisherOption) (*Publisher, error) {
 	var cfg PublisherConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if err := cfg.Validate(); err != nil {
+	cl, err := NewClient(brokers, cfg.ClientOptions...)
+	if err != nil {
 		return nil, err
 	}
-	p := &Publisher{cl: cfg.Client, codec: cfg.Codec}
-	if p.cl == nil {
-		kopts := append([]kgo.Opt{kgo.ProducerLinger(cfg.Linger)}, cfg.ClientOptions...)
-		cl, err := NewClient(cfg.Brokers, kopts...)
-		if err != nil {
-			return nil, err
-		}
-		p.cl, p.ownClient = cl, true
-	}
-	return p, nil
+	return &Publisher{cl: cl, codec: cfg.Codec}, nil
 }
 
 // Client returns the underlying franz-go client.
@@ -182,12 +139,9 @@ func (p *Publisher) PublishValue(ctx context.Context, topic, key string, v any) 
 // Flush waits until every buffered record is acknowledged or failed.
 func (p *Publisher) Flush(ctx context.Context) error { return p.cl.Flush(ctx) }
 
-// Close flushes what is buffered (bounded by ctx) and closes the client if the
-// publisher created it.
+// Close flushes what is buffered (bounded by ctx) and closes the client.
 func (p *Publisher) Close(ctx context.Context) error {
 	err := p.Flush(ctx)
-	if p.ownClient {
-		p.cl.Close()
-	}
+	p.cl.Close()
 	return err
 }

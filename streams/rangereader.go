@@ -125,39 +125,84 @@ func (rr *RangeReader) bounds(ctx context.Context, topic string, partition int32
 // open.
 var ErrUndecided = errors.New("a transaction holding the key's records is still open")
 
-// ReadKey calls fn with each committed record of topic/partition whose key
-// is key, in order, from offset from to the partition's end (its high
-// watermark) as it is when ReadKey is called. Unlike Read it does not stop
-// at the last stable offset: a transaction left open by any producer holds
-// that offset below records committed after it, and a history read only to
-// it would miss them. Records of other keys are not waited for; a record of
-// key in a transaction still open is: ReadKey returns once every record of
-// key below the end is decided (committed ones given to fn, aborted ones
-// dropped), or, when ctx ends first, an error wrapping ErrUndecided naming
-// the first undecided record.
-func (rr *RangeReader) ReadKey(ctx context.Context, topic string, partition int32, from int64, key []byte, fn func(*kgo.Record)) error {
-	_, end, err := rr.bounds(ctx, topic, partition)
+// KeyRead is one key's history for ReadKey to read.
+type KeyRead struct {
+	Topic     string
+	Partition int32
+	From      int64 // the first offset to read
+	Key       []byte
+	// Wait bounds how long, once the partition is read to its end, ReadKey
+	// waits for the key's records in transactions still open to be
+	// decided. The reading itself is bounded only by ctx.
+	Wait time.Duration
+	// Waiting, if set, is called once the wait has lasted WaitingAfter,
+	// with the first undecided record: a wait worth telling an operator
+	// about (markers of transactions just ended take milliseconds).
+	Waiting      func(first *kgo.Record)
+	WaitingAfter time.Duration
+}
+
+// ReadKey calls fn with each committed record of kr.Topic/kr.Partition
+// whose key is kr.Key, in order, from kr.From to the partition's end (its
+// high watermark) as it is when ReadKey is called. Unlike Read it does not
+// stop at the last stable offset: a transaction left open by any producer
+// holds that offset below records committed after it, and a history read
+// only to it would miss them. Records of other keys are not waited for; a
+// record of the key in a transaction still open is, up to kr.Wait: ReadKey
+// returns once every record of the key below the end is decided (committed
+// ones given to fn, aborted ones dropped), or an error wrapping
+// ErrUndecided naming the first undecided record.
+func (rr *RangeReader) ReadKey(ctx context.Context, kr KeyRead, fn func(*kgo.Record)) error {
+	start, end, err := rr.bounds(ctx, kr.Topic, kr.Partition)
 	if err != nil {
-		return fmt.Errorf("streams: read key %q of %q partition %d: %w", key, topic, partition, err)
+		return fmt.Errorf("streams: read key %q of %q partition %d: %w", kr.Key, kr.Topic, kr.Partition, err)
 	}
+	from := max(kr.From, start) // what retention or DeleteRecords removed is not there to wait for
 	if from >= end {
 		return nil
 	}
 	var committed CommittedFilter
-	err = rr.scan(ctx, topic, partition, from, func(next int64) bool { return next < end || committed.Undecided() }, func(r *kgo.Record) {
-		if !r.Attrs.IsControl() && (r.Offset >= end || !bytes.Equal(r.Key, key)) {
+	// The wait starts once the end is reached with records undecided: it
+	// cancels the reading's context when it runs out.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var waited, noticed *time.Timer
+	defer func() {
+		for _, t := range []*time.Timer{waited, noticed} {
+			if t != nil {
+				t.Stop()
+			}
+		}
+	}()
+	more := func(next int64) bool {
+		switch {
+		case next < end:
+			return true
+		case !committed.Undecided():
+			return false
+		case waited == nil:
+			waited = time.AfterFunc(kr.Wait, cancel)
+			if kr.Waiting != nil {
+				first := committed.FirstUndecided()
+				noticed = time.AfterFunc(kr.WaitingAfter, func() { kr.Waiting(first) })
+			}
+		}
+		return true
+	}
+	err = rr.scan(wctx, kr.Topic, kr.Partition, from, more, func(r *kgo.Record) {
+		if !r.Attrs.IsControl() && (r.Offset >= end || !bytes.Equal(r.Key, kr.Key)) {
 			return
 		}
 		for _, c := range committed.Add(r) {
 			fn(c)
 		}
 	})
-	if h := committed.FirstUndecided(); err != nil && h != nil && ctx.Err() != nil {
+	if h := committed.FirstUndecided(); err != nil && h != nil && wctx.Err() != nil && ctx.Err() == nil {
 		return fmt.Errorf("streams: read key %q of %q partition %d: %w: offset %d, producer id %d, written %s ago",
-			key, topic, partition, ErrUndecided, h.Offset, h.ProducerID, time.Since(h.Timestamp).Round(time.Millisecond))
+			kr.Key, kr.Topic, kr.Partition, ErrUndecided, h.Offset, h.ProducerID, time.Since(h.Timestamp).Round(time.Millisecond))
 	}
 	if err != nil {
-		return fmt.Errorf("streams: read key %q of %q partition %d from %d: %w", key, topic, partition, from, err)
+		return fmt.Errorf("streams: read key %q of %q partition %d from %d: %w", kr.Key, kr.Topic, kr.Partition, from, err)
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package streams_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -57,29 +56,33 @@ func TestRangeReaderReadKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rr.Close()
-	read := func(ctx context.Context, from int64, key string) (string, error) {
+	read := func(wait time.Duration, from int64, key string) (string, error) {
 		var got []string
-		err := rr.ReadKey(ctx, "rk", 0, from, []byte(key), func(r *kgo.Record) { got = append(got, string(r.Value)) })
+		err := rr.ReadKey(ctx, streams.KeyRead{Topic: "rk", From: from, Key: []byte(key), Wait: wait},
+			func(r *kgo.Record) { got = append(got, string(r.Value)) })
 		return strings.Join(got, ","), err
 	}
 	if stable, err := rr.Stable(ctx, "rk", 0); err != nil || stable != 1 {
 		t.Fatalf("stable offset %d (%v): the open transaction should hold it at 1", stable, err)
 	}
-	if got, err := read(ctx, 0, "k"); err != nil || got != "k1,k2,k-txn-true" {
+	if got, err := read(time.Minute, 0, "k"); err != nil || got != "k1,k2,k-txn-true" {
 		t.Fatalf("key k: %q %v, want k1,k2,k-txn-true (past the other key's open transaction)", got, err)
 	}
-	if got, err := read(ctx, 1, "k"); err != nil || got != "k2,k-txn-true" {
+	// The wait bounds the waiting only, not the reading: a key with nothing
+	// undecided reads to the end however short it is.
+	if got, err := read(time.Nanosecond, 0, "k"); err != nil || got != "k1,k2,k-txn-true" {
+		t.Fatalf("key k with a wait of 1ns: %q %v", got, err)
+	}
+	if got, err := read(time.Minute, 1, "k"); err != nil || got != "k2,k-txn-true" {
 		t.Fatalf("key k from 1: %q %v", got, err)
 	}
 	// The key's own record in an open transaction is waited for.
-	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	defer cancel()
-	if _, err := read(short, 0, "o"); !errors.Is(err, streams.ErrUndecided) || !strings.Contains(err.Error(), "offset 1") {
+	if _, err := read(300*time.Millisecond, 0, "o"); !errors.Is(err, streams.ErrUndecided) || !strings.Contains(err.Error(), "offset 1") {
 		t.Fatalf("key o with its record undecided: %v, want ErrUndecided naming offset 1", err)
 	}
 	done := make(chan string, 1)
 	go func() {
-		got, err := read(ctx, 0, "o")
+		got, err := read(time.Minute, 0, "o")
 		if err != nil {
 			got = err.Error()
 		}

@@ -95,12 +95,11 @@ type ReaderOption func(*ReaderConfig)
 
 // ReaderConfig is what the reader options set.
 type ReaderConfig struct {
-	Brokers       []string
-	Topics        []string
-	Group         string // empty: direct reads, no group
-	From          StartAt
-	UntilEnd      bool
-	ClientOptions []kgo.Opt
+	Brokers  []string
+	Topics   []string
+	Group    string // empty: direct reads, no group
+	From     StartAt
+	UntilEnd bool
 }
 
 // Validate reports a configuration that cannot work.
@@ -109,34 +108,29 @@ func (c ReaderConfig) Validate() error {
 		return errors.New("streams: reader needs brokers")
 	}
 	if len(c.Topics) == 0 {
-		return errors.New("streams: reader needs at least one topic (ReadTopics)")
+		return errors.New("streams: reader needs at least one topic (WithTopics)")
 	}
 	return nil
 }
 
-// ReadTopics sets the topics to read.
-func ReadTopics(topics ...string) ReaderOption {
+// WithTopics sets the topics to read.
+func WithTopics(topics ...string) ReaderOption {
 	return func(c *ReaderConfig) { c.Topics = append(c.Topics, topics...) }
 }
 
-// ReadGroup reads as a member of consumer group g; partitions are shared with
+// WithGroup reads as a member of consumer group g; partitions are shared with
 // the group's other members and offsets are committed with Commit.
-func ReadGroup(g string) ReaderOption { return func(c *ReaderConfig) { c.Group = g } }
+func WithGroup(g string) ReaderOption { return func(c *ReaderConfig) { c.Group = g } }
 
-// ReadFrom sets where reading starts (default: the beginning).
-func ReadFrom(s StartAt) ReaderOption { return func(c *ReaderConfig) { c.From = s } }
+// WithFrom sets where reading starts (default: the beginning).
+func WithFrom(s StartAt) ReaderOption { return func(c *ReaderConfig) { c.From = s } }
 
-// ReadUntilEnd makes Poll return ErrEndReached once every partition of the
+// WithStopAtEnd makes Poll return ErrEndReached once every partition of the
 // topics has been read up to the end it had when reading started (its last
 // stable offset, so transactions still open then do not keep the reader
 // waiting), returning only committed records below that end. With a group,
 // it assumes this reader is the group's only member.
-func ReadUntilEnd() ReaderOption { return func(c *ReaderConfig) { c.UntilEnd = true } }
-
-// ReadClientOptions adds franz-go options to the reader's client.
-func ReadClientOptions(opts ...kgo.Opt) ReaderOption {
-	return func(c *ReaderConfig) { c.ClientOptions = append(c.ClientOptions, opts...) }
-}
+func WithStopAtEnd() ReaderOption { return func(c *ReaderConfig) { c.UntilEnd = true } }
 
 // Reader reads records of topics, directly or in a consumer group. Offsets are
 // never committed implicitly: a group reader commits what the caller passes to
@@ -144,7 +138,7 @@ func ReadClientOptions(opts ...kgo.Opt) ReaderOption {
 type Reader struct {
 	cl   *kgo.Client
 	cfg  ReaderConfig
-	left map[string]map[int32]*span // ReadUntilEnd: what is left to read; nil until the first Poll
+	left map[string]map[int32]*span // WithStopAtEnd: what is left to read; nil until the first Poll
 }
 
 // span is a partition's remaining range [next, end), and the filter that
@@ -173,14 +167,14 @@ func NewReader(brokers []string, opts ...ReaderOption) (*Reader, error) {
 		// (CommittedFilter), returning only committed records.
 		kopts = append(kopts, kgo.FetchIsolationLevel(kgo.ReadUncommitted()), kgo.KeepControlRecords())
 	}
-	cl, err := NewClient(brokers, append(kopts, cfg.ClientOptions...)...)
+	cl, err := NewClient(brokers, kopts...)
 	if err != nil {
 		return nil, err
 	}
 	return &Reader{cl: cl, cfg: cfg}, nil
 }
 
-// ErrEndReached is returned by Poll of a ReadUntilEnd reader once it has read
+// ErrEndReached is returned by Poll of a WithStopAtEnd reader once it has read
 // everything that was there when it started.
 var ErrEndReached = errors.New("streams: end of topics reached")
 
@@ -251,9 +245,6 @@ func (r *Reader) ended() bool {
 	return true
 }
 
-// Client returns the underlying franz-go client.
-func (r *Reader) Client() *kgo.Client { return r.cl }
-
 // Poll returns the next records, blocking until some arrive or ctx ends (then
 // it returns ctx's error). Fetch errors other than the context's are returned
 // joined; the records fetched alongside them are still returned.
@@ -307,12 +298,12 @@ func (r *Reader) advance(recs []*kgo.Record) []*kgo.Record {
 	return out
 }
 
-// ReadAll polls a ReadUntilEnd reader until the end and returns every
+// ReadAll polls a WithStopAtEnd reader until the end and returns every
 // record, for reads small enough to hold in memory (tests, tools, replays of
 // a window). It commits nothing.
 func (r *Reader) ReadAll(ctx context.Context) ([]*kgo.Record, error) {
 	if !r.cfg.UntilEnd {
-		return nil, errors.New("streams: ReadAll needs a reader built with ReadUntilEnd")
+		return nil, errors.New("streams: ReadAll needs a reader built with WithStopAtEnd")
 	}
 	var all []*kgo.Record
 	for {

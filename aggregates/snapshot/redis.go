@@ -1,14 +1,16 @@
 package snapshot
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/recq/recq/internal/redisconf"
 )
 
 // DefaultKeyPrefix is the Redis key prefix of snapshots unless WithKeyPrefix
@@ -82,30 +84,12 @@ type redisStore struct {
 // NewRedis reports a nil client or options that do not pass
 // RedisConfig.Validate, like the consumer-state stores.
 func NewRedis(client redis.UniversalClient, opts ...RedisOption) (Store, error) {
-	var cfg RedisConfig
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if client == nil {
-		return nil, errors.New("snapshot: NewRedis: nil client")
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := redisconf.Build("snapshot", client, opts, RedisConfig.Validate)
+	if err != nil {
 		return nil, err
 	}
-	if cfg.KeyPrefix == "" {
-		cfg.KeyPrefix = DefaultKeyPrefix
-	}
-	return &redisStore{c: client, cfg: cfg, addr: addrOf(client)}, nil
-}
-
-func addrOf(c redis.UniversalClient) string {
-	switch c := c.(type) {
-	case *redis.Client:
-		return c.Options().Addr
-	case *redis.ClusterClient:
-		return strings.Join(c.Options().Addrs, ",")
-	}
-	return "(address unknown)"
+	cfg.KeyPrefix = cmp.Or(cfg.KeyPrefix, DefaultKeyPrefix)
+	return &redisStore{c: client, cfg: cfg, addr: redisconf.Addr(client)}, nil
 }
 
 func (s *redisStore) key(aggregate, id string) string {

@@ -18,17 +18,11 @@ func TestMemory(t *testing.T) {
 }
 
 func TestRedis(t *testing.T) {
-	c := client(t, testenv.Redis(t).Addr)
+	c := testenv.RedisClient(t, testenv.Redis(t).Addr)
 	snapshottest.Run(t, func(t *testing.T) snapshot.Store {
 		// Every subtest has its own keys in the one server.
 		return redisStore(t, c, snapshot.WithKeyPrefix(t.Name()+":"))
 	})
-}
-
-func client(t testing.TB, addr string) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { c.Close() })
-	return c
 }
 
 func redisStore(t testing.TB, c *redis.Client, opts ...snapshot.RedisOption) snapshot.Store {
@@ -47,7 +41,7 @@ func testSnapshot(version int64) snapshot.Snapshot {
 // TestRedisKeys checks the documented key layout and that expiry follows
 // the latest save's configuration.
 func TestRedisKeys(t *testing.T) {
-	c := client(t, testenv.Redis(t).Addr)
+	c := testenv.RedisClient(t, testenv.Redis(t).Addr)
 	ctx := t.Context()
 	const key = snapshot.DefaultKeyPrefix + "todo:a:b"
 
@@ -69,7 +63,7 @@ func TestRedisKeys(t *testing.T) {
 // TestRedisForeignKey checks that a key holding something else is reported
 // as such, naming the key, rather than read as a snapshot.
 func TestRedisForeignKey(t *testing.T) {
-	c := client(t, testenv.Redis(t).Addr)
+	c := testenv.RedisClient(t, testenv.Redis(t).Addr)
 	ctx := t.Context()
 	s := redisStore(t, c)
 	c.HSet(ctx, snapshot.DefaultKeyPrefix+"todo:hash", "version", "x")
@@ -136,7 +130,7 @@ func TestRedisConfig(t *testing.T) {
 	if err := (snapshot.RedisConfig{}).Validate(); err != nil {
 		t.Errorf("zero RedisConfig: %v", err)
 	}
-	c := client(t, "127.0.0.1:1") // never dialled
+	c := testenv.RedisClient(t, "127.0.0.1:1") // never dialled
 	if _, err := snapshot.NewRedis(c, snapshot.WithTTL(-1)); err == nil {
 		t.Error("NewRedis with a negative TTL: no error")
 	}
@@ -174,6 +168,6 @@ func BenchmarkLoad(b *testing.B) {
 func benchStores(b *testing.B, bench func(b *testing.B, s snapshot.Store)) {
 	b.Run("memory", func(b *testing.B) { bench(b, snapshot.NewMemory()) })
 	b.Run("redis", func(b *testing.B) {
-		bench(b, redisStore(b, client(b, testenv.Redis(b).Addr)))
+		bench(b, redisStore(b, testenv.RedisClient(b, testenv.Redis(b).Addr)))
 	})
 }

@@ -79,12 +79,12 @@ one) and commits what it printed. Only committed transactions are shown.`,
 				}
 				decode = func(ctx context.Context, b []byte) ([]byte, error) { return serde.DecodeJSON(ctx, b, false) }
 			}
-			opts := []streams.ReaderOption{streams.ReadTopics(topic), streams.ReadFrom(start)}
+			opts := []streams.ReaderOption{streams.WithTopics(topic), streams.WithFrom(start)}
 			if group != "" {
-				opts = append(opts, streams.ReadGroup(group))
+				opts = append(opts, streams.WithGroup(group))
 			}
 			if !follow {
-				opts = append(opts, streams.ReadUntilEnd())
+				opts = append(opts, streams.WithStopAtEnd())
 			}
 			rd, err := streams.NewReader(g.brokerList(), opts...)
 			if err != nil {

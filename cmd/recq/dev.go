@@ -46,8 +46,8 @@ Ctrl-C (SIGINT) or SIGTERM saves state and stops cleanly.`,
 			defer unlock()
 			cfg.Log = cmd.ErrOrStderr()
 			cfg.MinFreeBytes = minFreeMB << 20
-			if minFreeMB < 0 {
-				cfg.MinFreeBytes = -1
+			if minFreeMB <= 0 {
+				cfg.MinFreeBytes = -1 // never refuse
 			}
 			b, err := broker.Start(cfg)
 			if errors.Is(err, broker.ErrAddrInUse) {
@@ -77,7 +77,7 @@ Ctrl-C (SIGINT) or SIGTERM saves state and stops cleanly.`,
 	cmd.Flags().StringVar(&cfg.Addr, "broker-addr", "127.0.0.1:9092", "host:port the broker listens on")
 	cmd.Flags().StringVar(&cfg.DataDir, "data-dir", filepath.Join(".recq", "data"), "directory for the broker's persistent data")
 	cmd.Flags().BoolVar(&cfg.SyncWrites, "sync-writes", false, "fsync every write (slower; survives power loss)")
-	cmd.Flags().Int64Var(&minFreeMB, "min-free-mb", broker.DefaultMinFreeBytes>>20, "refuse new records while the data dir's disk has less free (MiB; -1: never)")
+	cmd.Flags().Int64Var(&minFreeMB, "min-free-mb", broker.DefaultMinFreeBytes>>20, "refuse new records while the data dir's disk has less free (MiB; 0: never)")
 	cmd.Flags().StringVar(&reg.addr, "registry-addr", "127.0.0.1:8081", "host:port the schema registry listens on")
 	reg.flags(cmd)
 	return cmd

@@ -81,7 +81,7 @@ recq produce exits only after every record is acknowledged by the broker.`,
 			}
 			// A broker that dies mid-way fails the records instead of
 			// leaving recq produce retrying forever.
-			p, err := streams.NewPublisher(streams.WithBrokers(g.brokerList()...),
+			p, err := streams.NewPublisher(g.brokerList(),
 				streams.WithClientOptions(kgo.RecordDeliveryTimeout(g.timeout)))
 			if err != nil {
 				return err

@@ -45,8 +45,7 @@ func TestMemoryBounded(t *testing.T) {
 
 func TestRedis(t *testing.T) {
 	srv := testenv.Redis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := testenv.RedisClient(t, srv.Addr)
 	var n atomic.Int64
 	dedupetest.Run(t, func(t *testing.T, ttl time.Duration) dedupe.Store {
 		s, err := dedupe.NewRedis(rdb, dedupe.WithTTL(ttl), dedupe.WithKeyPrefix("t"+strconv.FormatInt(n.Add(1), 10)+":"))

@@ -1,12 +1,14 @@
 package dedupe
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/recq/recq/internal/redisconf"
 )
 
 // DefaultKeyPrefix starts every id's key unless WithKeyPrefix sets another.
@@ -46,27 +48,13 @@ type redisStore struct {
 // c. Each call is one pipelined round trip, and every key stands alone, so
 // Redis Cluster works too.
 func NewRedis(c redis.UniversalClient, opts ...RedisOption) (Store, error) {
-	if c == nil {
-		return nil, errors.New("dedupe: NewRedis: nil Redis client")
-	}
-	var cfg RedisConfig
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := redisconf.Build("dedupe", c, opts, RedisConfig.Validate)
+	if err != nil {
 		return nil, err
 	}
-	if cfg.KeyPrefix == "" {
-		cfg.KeyPrefix = DefaultKeyPrefix
-	}
-	if cfg.TTL == 0 {
-		cfg.TTL = DefaultTTL
-	}
-	addr := fmt.Sprintf("%v", c)
-	if cl, ok := c.(*redis.Client); ok {
-		addr = cl.Options().Addr
-	}
-	return &redisStore{c: c, cfg: cfg, addr: addr}, nil
+	cfg.KeyPrefix = cmp.Or(cfg.KeyPrefix, DefaultKeyPrefix)
+	cfg.TTL = cmp.Or(cfg.TTL, DefaultTTL)
+	return &redisStore{c: c, cfg: cfg, addr: redisconf.Addr(c)}, nil
 }
 
 func (s *redisStore) key(scope, id string) string { return s.cfg.KeyPrefix + scope + ":" + id }
@@ -106,4 +94,13 @@ func (s *redisStore) Mark(ctx context.Context, scope string, ids ...string) erro
 
 func (s *redisStore) wrap(op string, err error) error {
 	return fmt.Errorf("dedupe: redis at %s: %s: %w (is redis-server running and reachable? recq retries)", s.addr, op, err)
+}
+
+// Ping reports whether Redis answers; the consumers runner asks it for its
+// readiness.
+func (s *redisStore) Ping(ctx context.Context) error {
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		return s.wrap("ping", err)
+	}
+	return nil
 }

@@ -166,7 +166,7 @@ func same(t *testing.T, what string, got, want map[string]string) {
 // first commit after the fix applies the rest and the next batch, so every
 // key ends as the writes run one by one would leave it.
 func TestRedisHeldWritesApplyOnce(t *testing.T) {
-	rdb := client(t, testenv.Redis(t).Addr)
+	rdb := testenv.RedisClient(t, testenv.Redis(t).Addr)
 	var mu sync.Mutex
 	var sent [][]any
 	rdb.AddHook(argsHook{&mu, &sent})
@@ -254,7 +254,7 @@ func TestRedisHeldWritesApplyOnce(t *testing.T) {
 // writes that fail again at a later command (a second bad key) keep only
 // the commands from there.
 func TestRedisHeldWritesRetrySameBatch(t *testing.T) {
-	rdb := client(t, testenv.Redis(t).Addr)
+	rdb := testenv.RedisClient(t, testenv.Redis(t).Addr)
 	s, _ := state.NewRedis(rdb)
 	ctx := context.Background()
 	p := state.Partition{Topic: "t", Partition: 3}

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/recq/recq/internal/redisconf"
 )
 
 // DefaultKeyPrefix starts the key of every group's positions unless
@@ -122,32 +125,17 @@ type redisStore struct {
 // handlers' own; since a script may touch them all, the store needs a
 // single Redis (or one master), not Redis Cluster.
 func NewRedis(c redis.UniversalClient, opts ...RedisOption) (Store, error) {
-	if c == nil {
-		return nil, errors.New("state: NewRedis: nil Redis client")
-	}
-	var cfg RedisConfig
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := redisconf.Build("state", c, opts, RedisConfig.Validate)
+	if err != nil {
 		return nil, err
 	}
-	if cfg.KeyPrefix == "" {
-		cfg.KeyPrefix = DefaultKeyPrefix
-	}
+	cfg.KeyPrefix = cmp.Or(cfg.KeyPrefix, DefaultKeyPrefix)
 	// The recorder is a client that never connects: its pipelines give
 	// handlers go-redis's whole typed API, and Exec hands back the queued
 	// commands instead of sending them.
 	rec := redis.NewClient(&redis.Options{Addr: "recorder.invalid:0"})
 	rec.AddHook(recorderHook{})
-	return &redisStore{c: c, prefix: cfg.KeyPrefix, recorder: rec, addr: addrOf(c)}, nil
-}
-
-func addrOf(c redis.UniversalClient) string {
-	if cl, ok := c.(*redis.Client); ok {
-		return cl.Options().Addr
-	}
-	return fmt.Sprintf("%v", c)
+	return &redisStore{c: c, prefix: cfg.KeyPrefix, recorder: rec, addr: redisconf.Addr(c)}, nil
 }
 
 // Redis returns the batch's command queue for the current record: queue
@@ -294,4 +282,13 @@ func held(err, other error) (taken bool, _ error) {
 		return false, fmt.Errorf("%w: the writes an earlier commit left held (records below offset %s) still fail: %s; %s; they are applied, once, as soon as they succeed, then this batch, of which nothing was applied (recq retries the commit)", ErrPartiallyApplied, at, failed, fix)
 	}
 	return false, other
+}
+
+// Ping reports whether Redis answers; the consumers runner asks it for its
+// readiness.
+func (s *redisStore) Ping(ctx context.Context) error {
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		return s.wrap("ping", err)
+	}
+	return nil
 }

@@ -17,15 +17,9 @@ import (
 	"github.com/recq/recq/internal/testenv"
 )
 
-func client(t testing.TB, addr string) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
 func TestRedis(t *testing.T) {
 	srv := testenv.Redis(t)
-	rdb := client(t, srv.Addr)
+	rdb := testenv.RedisClient(t, srv.Addr)
 	var n atomic.Int64
 	prefixes := map[state.Store]string{}
 	statetest.Run(t, statetest.Harness{
@@ -52,7 +46,7 @@ func TestRedis(t *testing.T) {
 }
 
 func TestRedisBatchIsOneRoundTrip(t *testing.T) {
-	rdb := client(t, testenv.Redis(t).Addr)
+	rdb := testenv.RedisClient(t, testenv.Redis(t).Addr)
 	var calls atomic.Int64
 	rdb.AddHook(countHook{&calls})
 	s, err := state.NewRedis(rdb)
@@ -105,7 +99,7 @@ func (countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proce
 }
 
 func TestRedisRefusesScriptBreakingCommands(t *testing.T) {
-	rdb := client(t, testenv.Redis(t).Addr)
+	rdb := testenv.RedisClient(t, testenv.Redis(t).Addr)
 	s, _ := state.NewRedis(rdb)
 	ctx := context.Background()
 	l, _ := s.Claim(ctx, "g", state.Partition{Topic: "t", Partition: 0})
@@ -131,7 +125,7 @@ func TestRedisRefusesScriptBreakingCommands(t *testing.T) {
 
 func TestRedisUnreachableThenBack(t *testing.T) {
 	srv := testenv.Redis(t)
-	rdb := client(t, srv.Addr)
+	rdb := testenv.RedisClient(t, srv.Addr)
 	s, _ := state.NewRedis(rdb)
 	ctx := context.Background()
 	p := state.Partition{Topic: "t", Partition: 0}
@@ -175,7 +169,7 @@ func TestNewRedisErrors(t *testing.T) {
 // writing its own fields (nothing folds: 1,000 commands in the script) or
 // all records adding to the same two counters (folded to 2 commands).
 func BenchmarkCommit(b *testing.B) {
-	rdb := client(b, testenv.Redis(b).Addr)
+	rdb := testenv.RedisClient(b, testenv.Redis(b).Addr)
 	redisStore, _ := state.NewRedis(rdb)
 	const records = 500
 	var runs atomic.Int64
@@ -224,7 +218,7 @@ func BenchmarkCommit(b *testing.B) {
 // order would: random mixes of increments, writes and deletes on a few keys
 // go once through a batch and once, command by command, to other keys.
 func TestRedisFoldedIncrementsMatchSequential(t *testing.T) {
-	rdb := client(t, testenv.Redis(t).Addr)
+	rdb := testenv.RedisClient(t, testenv.Redis(t).Addr)
 	s, _ := state.NewRedis(rdb)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))

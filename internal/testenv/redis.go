@@ -61,6 +61,15 @@ func (r *RedisServer) Start() {
 	r.ping()
 }
 
+// RedisClient returns a client of the server at addr, closed at cleanup.
+// It does not retry a failed command (MaxRetries -1): the code under test
+// decides what to retry.
+func RedisClient(t testing.TB, addr string) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
 // Stop kills the server (SIGKILL, as a crash would) and waits until it has
 // exited, so the address refuses connections when Stop returns.
 func (r *RedisServer) Stop() { r.proc.Kill9() }

@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"context"
 	"net/http/httptest"
 	"testing"
 
@@ -30,18 +29,4 @@ func Serde(t testing.TB) *schema.Serde {
 		t.Fatal(err)
 	}
 	return serde
-}
-
-// RunUntilCleanup runs run in the background until the test's cleanup,
-// which cancels its context, waits for it and reports its error.
-func RunUntilCleanup(t testing.TB, run func(context.Context) error) {
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("background run: %v", err)
-		}
-	})
 }

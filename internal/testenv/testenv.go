@@ -120,7 +120,7 @@ func moduleRoot() string {
 // ReadTopic returns every committed record of topic up to its current end.
 func ReadTopic(t testing.TB, addr, topic string) []*kgo.Record {
 	t.Helper()
-	rd, err := streams.NewReader([]string{addr}, streams.ReadTopics(topic), streams.ReadUntilEnd())
+	rd, err := streams.NewReader([]string{addr}, streams.WithTopics(topic), streams.WithStopAtEnd())
 	if err != nil {
 		t.Fatalf("testenv: read %s: %v", topic, err)
 	}

@@ -106,8 +106,7 @@ func Open(ctx context.Context, brokers []string, topic string) (*Store, error) {
 
 func (s *Store) ensureTopic(ctx context.Context) error {
 	adm := streams.NewAdmin(s.cl)
-	err := adm.CreateTopic(ctx, streams.TopicSpec{Name: s.topic, Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}})
-	if err != nil && !errors.Is(err, streams.ErrTopicExists) {
+	if err := adm.EnsureTopic(ctx, streams.TopicSpec{Name: s.topic, Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact"}}); err != nil {
 		return fmt.Errorf("kafkastore: %w", err)
 	}
 	info, err := adm.DescribeTopic(ctx, s.topic)

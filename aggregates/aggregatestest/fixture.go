@@ -1,4 +1,6 @@
-package aggregates
+// Package aggregatestest tests aggregates without a broker: Fixture runs an
+// aggregate's real handlers in Axon's given-when-then form.
+package aggregatestest
 
 import (
 	"context"
@@ -7,21 +9,23 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+
+	"github.com/recq/recq/aggregates"
 )
 
 // TestFixture runs an aggregate's real handlers without a broker, in the
 // given-when-then form. Every step reports failures through t.
 type TestFixture[S any] struct {
 	t        testing.TB
-	agg      *Aggregate[S]
+	agg      *aggregates.Aggregate[S]
 	given    []any
 	cmd      any
 	expected int64
 }
 
 // Fixture starts a given-when-then test of agg.
-func Fixture[S any](t testing.TB, agg *Aggregate[S]) *TestFixture[S] {
-	return &TestFixture[S]{t: t, agg: agg, expected: AnyVersion}
+func Fixture[S any](t testing.TB, agg *aggregates.Aggregate[S]) *TestFixture[S] {
+	return &TestFixture[S]{t: t, agg: agg, expected: aggregates.AnyVersion}
 }
 
 // Given sets the aggregate's history; no events means it does not exist.
@@ -44,9 +48,9 @@ func (f *TestFixture[S]) ExpectVersion(v int64) *TestFixture[S] {
 
 // run rebuilds the state from the given events, decides the command, and
 // fails the test if the handler changed the state it was shown.
-func (f *TestFixture[S]) run() (*Instance[S], []any, error) {
+func (f *TestFixture[S]) run() (*aggregates.Instance[S], []any, error) {
 	f.t.Helper()
-	in := &Instance[S]{}
+	in := &aggregates.Instance[S]{}
 	if err := f.agg.Apply(in, f.given...); err != nil {
 		f.t.Fatalf("given: %v", err)
 	}
@@ -77,7 +81,7 @@ func (f *TestFixture[S]) Then(want ...any) *S {
 }
 
 // ThenRejected asserts that the command is rejected with an error matching
-// want (errors.Is): a sentinel of this package or the handler's own error.
+// want (errors.Is): a sentinel of package aggregates or the handler's own error.
 func (f *TestFixture[S]) ThenRejected(want error) {
 	f.t.Helper()
 	_, got, err := f.run()
