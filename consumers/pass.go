@@ -98,7 +98,7 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 		policy = *h.policy
 	}
 	dead := func(err error, attempt int) bool {
-		if r.q != nil && (deadletter.Undecodable(err) || policy.Dead(deadletter.Classify(err), attempt)) {
+		if r.q != nil && policy.Dead(err, attempt) {
 			return true
 		}
 		if hook := r.cfg.Hooks.Retried; hook != nil {
@@ -111,15 +111,7 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 	case !ok:
 		return false
 	case err != nil:
-		reason := deadletter.ReasonHandler
-		var pe *deadletter.PanicError
-		switch {
-		case errors.As(err, &pe):
-			reason = deadletter.ReasonPanic
-		case deadletter.Undecodable(err):
-			reason = deadletter.ReasonUndecodable
-		}
-		return p.dead(ctx, rec, h, deadletter.Failure{Reason: reason, Err: err, Attempts: attempts, Redriven: d})
+		return p.dead(ctx, rec, h, deadletter.Failure{Reason: deadletter.ReasonFor(err), Err: err, Attempts: attempts, Redriven: d})
 	}
 	if r.dedupe != nil && p.cur.md.ID() != "" {
 		r.retry(ctx, p.key, rec.Offset, p.mark)

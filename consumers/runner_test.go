@@ -3,6 +3,7 @@ package consumers_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -217,6 +218,32 @@ func TestProjectorsShareGroupWithoutDoubleApply(t *testing.T) {
 	b.publish(1000, 50)
 	catchUp(t, r2)
 	equal(t, "two members, one left", redisLedger(t, rdb, p.Group()), b.fold())
+}
+
+// An idle projector (no event comes to fail on) still says it is not
+// ready while its Redis store does not answer, and is ready again once it
+// does: the runner probes the stores it can ping.
+func TestProjectorIdleNotReadyWhileRedisDown(t *testing.T) {
+	b := newBank(t, 2)
+	srv := testenv.RedisPersistent(t)
+	rdb := testenv.RedisClient(t, srv.Addr)
+	p := redisProjector("idle", 1)
+	b.publish(100, 10)
+	r, _ := start(t, b, p, consumers.WithStore(redisStore(t, rdb)))
+	waitHead(t, r)
+	testenv.WaitFor(t, "ready at the head", time.Minute, r.Ready)
+	srv.Stop()
+	testenv.Eventually(t, "not ready, naming the store", time.Minute, func() error {
+		if st := r.Status(); st.Ready || !strings.Contains(st.Reason, "the consumer-state store has not answered") || !strings.Contains(st.Reason, srv.Addr) {
+			return fmt.Errorf("status %v, %q", st.Ready, st.Reason)
+		}
+		return nil
+	})
+	srv.Start()
+	testenv.WaitFor(t, "ready again once Redis answers", time.Minute, r.Ready)
+	b.publish(100, 10)
+	catchUp(t, r)
+	equal(t, "after the outage", redisLedger(t, rdb, p.Group()), b.fold())
 }
 
 func TestProjectorRedisOutageAtStartWaits(t *testing.T) {

@@ -64,14 +64,27 @@ func TestPolicy(t *testing.T) {
 	if err := p.Validate(); err != nil {
 		t.Fatalf("zero policy: %v", err)
 	}
-	if p.Dead(KindPermanent, 2) || !p.Dead(KindPermanent, 3) {
+	permanent, transient := Permanent(errors.New("refused")), context.DeadlineExceeded
+	if p.Dead(permanent, 2) || !p.Dead(permanent, 3) {
 		t.Error("default: dead after the third permanent failure")
 	}
-	if p.Dead(KindTransient, 1_000_000) {
+	if p.Dead(transient, 1_000_000) {
 		t.Error("default: transient failures never die")
 	}
-	if !(Policy{TransientAttempts: 5}).Dead(KindTransient, 5) {
+	if !(Policy{TransientAttempts: 5}).Dead(transient, 5) {
 		t.Error("a transient limit makes the event dead")
+	}
+	if !p.Dead(fmt.Errorf("x: %w", schema.ErrUnknownSchemaID), 1) {
+		t.Error("an undecodable event is dead at its first failure")
+	}
+	for err, want := range map[error]Reason{
+		errors.New("x"):                             ReasonHandler,
+		&PanicError{Value: 1}:                       ReasonPanic,
+		fmt.Errorf("x: %w", schema.ErrIncompatible): ReasonUndecodable,
+	} {
+		if got := ReasonFor(err); got != want {
+			t.Errorf("ReasonFor(%v) = %s, want %s", err, got, want)
+		}
 	}
 	for attempt := 1; attempt < 40; attempt++ {
 		d := Policy{Backoff: 10 * time.Millisecond, MaxBackoff: time.Second}.Delay(attempt)

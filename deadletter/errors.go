@@ -121,3 +121,16 @@ func Undecodable(err error) bool {
 	var says interface{ Undecodable() bool }
 	return errors.As(err, &says) && says.Undecodable()
 }
+
+// ReasonFor is the Reason of an event that died of err: a panic, a payload
+// that cannot be decoded, or else the handler's error.
+func ReasonFor(err error) Reason {
+	var pe *PanicError
+	switch {
+	case errors.As(err, &pe):
+		return ReasonPanic
+	case Undecodable(err):
+		return ReasonUndecodable
+	}
+	return ReasonHandler
+}

@@ -63,10 +63,14 @@ func (p Policy) WithDefaults() Policy {
 }
 
 // Dead says whether an event that has failed attempts times, the last
-// time with an error of kind, has had its chances.
-func (p Policy) Dead(kind Kind, attempts int) bool {
+// time with err, has had its chances: at once if err says it cannot be
+// decoded (another attempt reads the same bytes), else by err's Kind.
+func (p Policy) Dead(err error, attempts int) bool {
+	if Undecodable(err) {
+		return true
+	}
 	p = p.WithDefaults()
-	if kind == KindTransient {
+	if Classify(err) == KindTransient {
 		return p.TransientAttempts > 0 && attempts >= p.TransientAttempts
 	}
 	return attempts >= p.Attempts

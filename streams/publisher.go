@@ -39,15 +39,17 @@ type Publisher struct {
 	codec Codec
 }
 
-// NewPublisher returns a Publisher on a client of its own for brokers
-// (franz-go batches whatever is buffered while a request is in flight; it
-// does not linger). It does not contact the brokers.
+// NewPublisher returns a Publisher on a client of its own for brokers. It
+// does not linger (franz-go's default is 10 ms, which every command's
+// round trip would pay): franz-go still batches whatever is buffered while
+// a request is in flight. WithClientOptions(kgo.ProducerLinger(d)) trades
+// latency for larger batches. It does not contact the brokers.
 func NewPublisher(brokers []string, opts ...PublisherOption) (*Publisher, error) {
 	var cfg PublisherConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
-	cl, err := NewClient(brokers, cfg.ClientOptions...)
+	cl, err := NewClient(brokers, append([]kgo.Opt{kgo.ProducerLinger(0)}, cfg.ClientOptions...)...)
 	if err != nil {
 		return nil, err
 	}
