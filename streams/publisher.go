@@ -26,6 +26,35 @@ func WithCodec(codec Codec) PublisherOption {
 	return func(c *PublisherConfig) { c.Codec = codec }
 }
 
+// Compressions are the names ParseCompression accepts, in the order a CLI
+// lists them.
+var Compressions = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+// ParseCompression reads a compression name (see Compressions).
+func ParseCompression(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "none":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("streams: unknown compression %q (want one of %v)", name, Compressions)
+}
+
+// WithCompression sets how the publisher compresses its batches (default
+// snappy, franz-go's: fast, and read by the Java, librdkafka and franz-go
+// clients; plain kafkajs reads only gzip and none without a codec
+// package, so publish with gzip or none for it).
+func WithCompression(codec kgo.CompressionCodec) PublisherOption {
+	return WithClientOptions(kgo.ProducerBatchCompression(codec))
+}
+
 // WithClientOptions adds franz-go options to the publisher's own client.
 func WithClientOptions(opts ...kgo.Opt) PublisherOption {
 	return func(c *PublisherConfig) { c.ClientOptions = append(c.ClientOptions, opts...) }
