@@ -7,10 +7,11 @@ PKGS    := ./...
 
 build:
 	$(GO) build -o $(BIN) ./cmd/recq
+	$(GO) build -o bin/todo-service ./examples/todo/service
 
-## run: start the embedded dev platform (Kafka-protocol broker) on 127.0.0.1:9092
+## run: the TodoList system (http://127.0.0.1:8080) on recq dev (broker 127.0.0.1:9092, registry :8081), data in ./.recq
 run: build
-	./$(BIN) dev
+	@scripts/run.sh
 
 ## test: vet, then every test (unit, broker-over-TCP and integration) with -race
 test: deps

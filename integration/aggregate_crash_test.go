@@ -15,7 +15,7 @@ import (
 
 	"github.com/recq/recq/aggregates"
 	"github.com/recq/recq/aggregates/snapshot"
-	"github.com/recq/recq/examples/todo"
+	"github.com/recq/recq/internal/fixture/todo"
 	"github.com/recq/recq/internal/testenv"
 	"github.com/recq/recq/schema"
 	"github.com/recq/recq/streams"
@@ -95,7 +95,7 @@ func TestAggregateRunnerKill9ExactlyOnce(t *testing.T) {
 func runnerCrashTest(t *testing.T, commands int, start func(restart int) (env, args []string)) int {
 	const lists = 200
 	dev := testenv.StartDev(t, t.TempDir())
-	runnerBin := testenv.Binary(t, "github.com/recq/recq/examples/todo/runner")
+	runnerBin := testenv.Binary(t, "github.com/recq/recq/internal/fixture/todo/runner")
 	selfKilling := map[*testenv.Proc]bool{}
 	startRunner := func(restart int) *testenv.Proc {
 		env, args := start(restart)
@@ -226,7 +226,7 @@ func checkCommandEvents(t *testing.T, addr string, lists, commands int) {
 // with SIGKILL and the other takes its aggregates over with their state.
 func TestTwoRunnersOneKilled(t *testing.T) {
 	dev := testenv.StartDev(t, t.TempDir())
-	bin := testenv.Binary(t, "github.com/recq/recq/examples/todo/runner")
+	bin := testenv.Binary(t, "github.com/recq/recq/internal/fixture/todo/runner")
 	start := func(instance string) *testenv.Proc {
 		return testenv.Start(t, "todo runner: ready", bin, "-brokers", dev.Addr, "-registry", dev.Registry,
 			"-partitions", "8", "-instance", instance, "-session-timeout", "6s")

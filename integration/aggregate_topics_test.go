@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/recq/recq/aggregates"
-	"github.com/recq/recq/examples/todo"
+	"github.com/recq/recq/internal/fixture/todo"
 	"github.com/recq/recq/internal/testenv"
 	"github.com/recq/recq/schema"
 	"github.com/recq/recq/streams"
@@ -84,7 +84,7 @@ func kcatCommand(t *testing.T, kc, addr string, serde *schema.Serde, list, id st
 func TestAggregateCommandsFromForeignPartitioners(t *testing.T) {
 	kc := kcat(t)
 	dev := testenv.StartDev(t, t.TempDir())
-	testenv.Start(t, "todo runner: ready", testenv.Binary(t, "github.com/recq/recq/examples/todo/runner"),
+	testenv.Start(t, "todo runner: ready", testenv.Binary(t, "github.com/recq/recq/internal/fixture/todo/runner"),
 		"-brokers", dev.Addr, "-registry", dev.Registry, "-partitions", "8", "-cache-size", "1", "-instance", "foreign")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -197,7 +197,7 @@ func TestAggregateRunnerRefusesFiniteRetention(t *testing.T) {
 	if out := recq(t, dev.Addr, "", "topic", "describe", aggregates.EventsTopic(todo.Name)).Stdout; !strings.Contains(out, "retention: time 168h0m0s, size unlimited, cleanup.policy=delete (records are deleted by age, size or compaction)") {
 		t.Fatalf("describe does not show the retention:\n%s", out)
 	}
-	bin := testenv.Binary(t, "github.com/recq/recq/examples/todo/runner")
+	bin := testenv.Binary(t, "github.com/recq/recq/internal/fixture/todo/runner")
 	args := []string{"-brokers", dev.Addr, "-registry", dev.Registry, "-partitions", "4"}
 	p := testenv.Start(t, "", bin, args...)
 	if err := p.Wait(30 * time.Second); err == nil || !strings.Contains(p.Output(), "recq topic alter todo.events --config retention.ms=-1 --config retention.bytes=-1 --config cleanup.policy=delete") {

@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/recq/recq/deadletter"
-	"github.com/recq/recq/examples/todo"
+	"github.com/recq/recq/internal/fixture/todo"
 	"github.com/recq/recq/internal/testenv"
 	"github.com/recq/recq/streams"
 )

@@ -17,7 +17,7 @@ import (
 
 	"github.com/recq/recq/aggregates"
 	"github.com/recq/recq/deadletter"
-	"github.com/recq/recq/examples/todo"
+	"github.com/recq/recq/internal/fixture/todo"
 	"github.com/recq/recq/internal/testenv"
 )
 
@@ -58,7 +58,7 @@ func newFaultEnv(t *testing.T, dataDir string, separateRegistry bool, rs *testen
 		f.startRegistry()
 		f.registry = "http://" + f.regAddr
 	}
-	f.runnerBin = testenv.Binary(t, "github.com/recq/recq/examples/todo/runner")
+	f.runnerBin = testenv.Binary(t, "github.com/recq/recq/internal/fixture/todo/runner")
 	f.startRunner("a")
 	projHTTP := testenv.FreeAddr(t)
 	f.http["projector"] = projHTTP

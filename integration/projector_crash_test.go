@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/recq/recq/consumers"
-	"github.com/recq/recq/examples/todo"
+	"github.com/recq/recq/internal/fixture/todo"
 	"github.com/recq/recq/internal/testenv"
 )
 
@@ -184,10 +184,10 @@ func TestProjectorVersionBumpRebuilds(t *testing.T) {
 func TestProjectionReadsOwnWrites(t *testing.T) {
 	dev := testenv.StartDev(t, t.TempDir())
 	rs := testenv.Redis(t)
-	testenv.Start(t, "todo runner: ready", testenv.Binary(t, "github.com/recq/recq/examples/todo/runner"),
+	testenv.Start(t, "todo runner: ready", testenv.Binary(t, "github.com/recq/recq/internal/fixture/todo/runner"),
 		"-brokers", dev.Addr, "-registry", dev.Registry, "-partitions", "4")
 	httpAddr := testenv.FreeAddr(t)
-	testenv.Start(t, "todo projector: at head", testenv.Binary(t, "github.com/recq/recq/examples/todo/projector"),
+	testenv.Start(t, "todo projector: at head", testenv.Binary(t, "github.com/recq/recq/internal/fixture/todo/projector"),
 		"-brokers", dev.Addr, "-registry", dev.Registry, "-redis", rs.Addr, "-http", httpAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -20,7 +20,7 @@ import (
 	"github.com/recq/recq/consumers"
 	"github.com/recq/recq/consumers/state"
 	"github.com/recq/recq/deadletter"
-	"github.com/recq/recq/examples/todo"
+	"github.com/recq/recq/internal/fixture/todo"
 	"github.com/recq/recq/internal/clock"
 	"github.com/recq/recq/internal/testenv"
 	"github.com/recq/recq/schema"
@@ -66,7 +66,7 @@ func newStatsEnvAt(t *testing.T, rs *testenv.RedisServer, dataDir string) *stats
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.pub.Close(context.Background()) })
-	e.bin = testenv.Binary(t, "github.com/recq/recq/examples/todo/projector")
+	e.bin = testenv.Binary(t, "github.com/recq/recq/internal/fixture/todo/projector")
 	return e
 }
 

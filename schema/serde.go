@@ -208,6 +208,27 @@ func (s *Serde) Encode(ctx context.Context, topic string, v any) ([]byte, string
 	return buf, ti.name, nil
 }
 
+// Register resolves the schemas of samples (structs or pointers to them)
+// under their subjects on topic now, as Encode would on first use:
+// registering them in auto mode, checking they are registered in strict
+// mode. A service registers its payloads at start this way, so clients
+// (`recq send`, a foreign producer) find them before its first message.
+func (s *Serde) Register(ctx context.Context, topic string, samples ...any) error {
+	for _, v := range samples {
+		t := reflect.TypeOf(v)
+		if t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t == nil || t.Kind() != reflect.Struct {
+			return unsupported("schema: Register wants structs or pointers to them, got %T", v)
+		}
+		if _, err := s.ids.get(ctx, subjectKey{topic, t}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // register resolves the id of a type's schema under its subject on a topic:
 // registering it in auto mode, looking it up in strict mode.
 func (s *Serde) register(ctx context.Context, k subjectKey) (int, error) {

@@ -621,3 +621,26 @@ func TestRegistryDownIsUnavailable(t *testing.T) {
 		t.Fatalf("encode with the registry down: %v, want ErrRegistryUnavailable", err)
 	}
 }
+
+// Register puts a type's schema in the registry before anything is
+// encoded: a strict serde then finds it.
+func TestRegisterAtStart(t *testing.T) {
+	r := newRegistry(t)
+	ctx := context.Background()
+	if err := newSerde(t, r, schema.WithAutoRegister(true)).Register(ctx, "start", Ordered{}, &Named{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.requests("POST /subjects/start-schema_test.Ordered/versions"); got != 1 {
+		t.Fatalf("%d registrations of Ordered, want 1", got)
+	}
+	strict := newSerde(t, r)
+	if err := strict.Register(ctx, "start", Named{}); err != nil {
+		t.Fatalf("strict serde after Register: %v", err)
+	}
+	if err := strict.Register(ctx, "elsewhere", Ordered{}); !errors.Is(err, schema.ErrSchemaNotRegistered) {
+		t.Fatalf("strict serde on a topic nothing registered: want ErrSchemaNotRegistered, got %v", err)
+	}
+	if err := strict.Register(ctx, "start", 42); err == nil {
+		t.Fatal("Register(42): want an error")
+	}
+}
