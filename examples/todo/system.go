@@ -36,6 +36,11 @@ type Config struct {
 	// CommandTimeout bounds a command's round trip; past it the API answers
 	// 503 (default 5 s).
 	CommandTimeout time.Duration
+	// SessionTimeout is how long the aggregate runner's group waits for a
+	// member that stopped answering (default 10 s): after a crash, commands
+	// of its partitions wait that long. The consumers rejoin at once with
+	// their instance id.
+	SessionTimeout time.Duration
 	Log            *slog.Logger
 }
 
@@ -65,6 +70,9 @@ func New(ctx context.Context, cfg Config) (*System, error) {
 	if cfg.CommandTimeout == 0 {
 		cfg.CommandTimeout = 5 * time.Second
 	}
+	if cfg.SessionTimeout == 0 {
+		cfg.SessionTimeout = 10 * time.Second
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -73,7 +81,7 @@ func New(ctx context.Context, cfg Config) (*System, error) {
 	if err != nil {
 		return nil, err
 	}
-	aggOpts := []aggregates.RunnerOption{aggregates.WithInstanceID(cfg.Instance), aggregates.WithLogger(cfg.Log)}
+	aggOpts := []aggregates.RunnerOption{aggregates.WithInstanceID(cfg.Instance), aggregates.WithLogger(cfg.Log), aggregates.WithSessionTimeout(cfg.SessionTimeout)}
 	projOpts := []consumers.RunnerOption{consumers.WithInstanceID(cfg.Instance), consumers.WithLogger(cfg.Log)}
 	obsOpts := slices.Clone(projOpts)
 	var model readModel = newMemoryModel()

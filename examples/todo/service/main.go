@@ -45,6 +45,7 @@ func main() {
 	partitions := flag.Int("partitions", 4, "partitions of the todolist topics when creating them")
 	flag.StringVar(&c.todo.Instance, "instance", "", "stable identity of this process: a restart with the same one fences its crashed predecessor at once")
 	flag.DurationVar(&c.todo.CommandTimeout, "command-timeout", 5*time.Second, "how long a request waits for its command or read; then 503")
+	flag.DurationVar(&c.todo.SessionTimeout, "session-timeout", 10*time.Second, "how long the aggregate's group waits for a crashed member before its commands move on")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), `Usage: service [flags]
 
