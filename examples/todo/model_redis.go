@@ -95,7 +95,9 @@ func (m *redisModel) byOwner(ctx context.Context, owner string) ([]ListView, err
 	return m.lists(ctx, m.key("owner", owner))
 }
 
-func (m *redisModel) all(ctx context.Context) ([]ListView, error) { return m.lists(ctx, m.key("lists")) }
+func (m *redisModel) all(ctx context.Context) ([]ListView, error) {
+	return m.lists(ctx, m.key("lists"))
+}
 
 // lists reads the views of the ids in set.
 func (m *redisModel) lists(ctx context.Context, set string) ([]ListView, error) {
