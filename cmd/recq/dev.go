@@ -29,6 +29,18 @@ Records, topics and committed group offsets are kept under --data-dir and
 survive a restart. Without --sync-writes, data survives a killed process
 (the OS keeps what was written) but not a power loss.
 
+Like Apache Kafka with its defaults (auto.create.topics.enable=true,
+num.partitions=1), the broker creates a topic that a client asks for and
+does not find, with --auto-create-partitions partitions (default 1), and
+says so on stderr. Clients that ask are kcat, librdkafka and kafkajs
+producers (and kafkajs consumers, and kcat -L -t NAME): they produce to a
+topic nobody created.
+franz-go clients, and so every recq command, do not ask: recq produce and
+recq consume still refuse a missing topic. Topics created explicitly
+(recq topic create, the runners' own topics) keep their partition count.
+--auto-create-topics=false makes a missing topic an error for every
+client, as on a well-run cluster.
+
 When the data dir's disk has less than --min-free-mb free, the broker
 refuses new records with KAFKA_STORAGE_ERROR (clients retry) and says so on
 stderr, until twice that is free again: the space kept is what transaction
@@ -36,9 +48,19 @@ markers and group offsets still need.
 
 Ctrl-C (SIGINT) or SIGTERM saves state and stops cleanly.`,
 		Example: `  recq dev
-  recq dev --broker-addr 127.0.0.1:19092 --registry-addr 127.0.0.1:18081 --data-dir /tmp/recq`,
+  recq dev --broker-addr 127.0.0.1:19092 --registry-addr 127.0.0.1:18081 --data-dir /tmp/recq
+
+  # kcat produces to a topic that does not exist yet: it is created with 3 partitions
+  recq dev --auto-create-partitions 3
+  echo hello | kcat -b 127.0.0.1:9092 -P -t new-topic
+
+  # refuse producing to missing topics, whatever the client
+  recq dev --auto-create-topics=false`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.Partitions < 1 {
+				return usagef("--auto-create-partitions must be at least 1, got %d", cfg.Partitions)
+			}
 			unlock, err := lockDataDir(cfg.DataDir)
 			if err != nil {
 				return err
@@ -78,6 +100,8 @@ Ctrl-C (SIGINT) or SIGTERM saves state and stops cleanly.`,
 	cmd.Flags().StringVar(&cfg.DataDir, "data-dir", filepath.Join(".recq", "data"), "directory for the broker's persistent data")
 	cmd.Flags().BoolVar(&cfg.SyncWrites, "sync-writes", false, "fsync every write (slower; survives power loss)")
 	cmd.Flags().Int64Var(&minFreeMB, "min-free-mb", broker.DefaultMinFreeBytes>>20, "refuse new records while the data dir's disk has less free (MiB; 0: never)")
+	cmd.Flags().BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", true, "create a missing topic a client asks for, as Kafka does by default (kcat and kafkajs producers ask; recq's commands never do)")
+	cmd.Flags().Int32Var(&cfg.Partitions, "auto-create-partitions", broker.DefaultPartitions, "partitions of auto-created topics and of topics created without a count (Kafka's num.partitions)")
 	cmd.Flags().StringVar(&reg.addr, "registry-addr", "127.0.0.1:8081", "host:port the schema registry listens on")
 	reg.flags(cmd)
 	return cmd

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -24,12 +25,20 @@ type Config struct {
 	Addr       string // host:port; empty means 127.0.0.1:0 (a free port)
 	DataDir    string // empty: in memory only
 	SyncWrites bool   // fsync every batch (survives power loss, not only a killed process)
-	// Partitions is the partition count of auto-created topics (default 1).
-	// Auto-creation stays off: producing to a missing topic is an error, as on
-	// a well-run cluster.
+	// AutoCreateTopics lets a metadata request that allows it create the
+	// missing topics it names, as Apache Kafka does by default
+	// (auto.create.topics.enable): kcat, librdkafka and kafkajs producers
+	// then produce to a topic nobody created. Requests that do not allow it
+	// (franz-go's default, so every recq client) still see a missing topic.
+	// Off in the zero value: producing to a missing topic is an error, as on
+	// a well-run cluster. `recq dev` turns it on.
+	AutoCreateTopics bool
+	// Partitions is the partition count of topics created without one:
+	// auto-created topics, and CreateTopics requests asking for the broker's
+	// default (-1); Kafka's num.partitions. Zero means DefaultPartitions (1).
 	Partitions int32
 	// Log receives the broker's warnings and errors (failing to save its
-	// state, say); nil discards them.
+	// state, say) and a line per auto-created topic; nil discards them.
 	Log io.Writer
 	// MinFreeBytes is the free space of the data dir's file system under
 	// which a persistent broker refuses new records with
@@ -48,6 +57,14 @@ type Broker struct {
 // Start listens on cfg.Addr and starts the broker. A taken port gives an error
 // wrapping ErrAddrInUse that names the address.
 func Start(cfg Config) (*Broker, error) {
+	if cfg.Partitions < 0 {
+		return nil, fmt.Errorf("broker: partitions of new topics must be at least 1, got %d", cfg.Partitions)
+	}
+	partitions := cmp.Or(cfg.Partitions, DefaultPartitions)
+	var log io.Writer = io.Discard
+	if cfg.Log != nil {
+		log = &lockedWriter{w: cfg.Log} // kfake, the disk guard and auto-creation write from their goroutines
+	}
 	addr := cfg.Addr
 	if addr == "" {
 		addr = "127.0.0.1:0"
@@ -73,11 +90,11 @@ func Start(cfg Config) (*Broker, error) {
 		}),
 	}
 	if cfg.Log != nil {
-		opts = append(opts, kfake.WithLogger(kfake.BasicLogger(cfg.Log, kfake.LogLevelWarn)))
+		opts = append(opts, kfake.WithLogger(kfake.BasicLogger(log, kfake.LogLevelWarn)))
 	}
-	if cfg.Partitions > 0 {
-		opts = append(opts, kfake.DefaultNumPartitions(int(cfg.Partitions)))
-	}
+	// kfake's own default is 10; Kafka's is 1. kfake's AllowAutoTopicCreation
+	// stays off: see autoCreate for why recq creates the topics itself.
+	opts = append(opts, kfake.DefaultNumPartitions(int(partitions)))
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 			ln.Close()
@@ -94,10 +111,25 @@ func Start(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("broker: start (data dir %q): %w", cfg.DataDir, err)
 	}
 	b := &Broker{c: c, addr: ln.Addr().String()}
+	if cfg.AutoCreateTopics {
+		installAutoCreate(c, partitions, log)
+	}
 	if cfg.DataDir != "" && cfg.MinFreeBytes >= 0 {
-		b.disk = startDiskGuard(c, cfg.DataDir, cmp.Or(cfg.MinFreeBytes, DefaultMinFreeBytes), cfg.Log)
+		b.disk = startDiskGuard(c, cfg.DataDir, cmp.Or(cfg.MinFreeBytes, DefaultMinFreeBytes), log)
 	}
 	return b, nil
+}
+
+// lockedWriter serialises writes from the broker's goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // Addr is the host:port clients connect to.

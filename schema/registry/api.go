@@ -36,12 +36,16 @@ func (s *Server) routes() http.Handler {
 	handle("GET /subjects/{subject}/versions/{version}", s.getVersion)
 	handle("GET /subjects/{subject}/versions/{version}/schema", s.getVersionSchema)
 	handle("DELETE /subjects/{subject}/versions/{version}", s.deleteVersion)
+	handle("GET /subjects/{subject}/versions/{version}/referencedby", s.referencedBy)
 
+	handle("GET /schemas", s.listSchemas)
 	handle("GET /schemas/types", func(*http.Request) (any, error) { return []string{"AVRO"}, nil })
 	handle("GET /schemas/ids/{id}", s.getSchemaByID)
 	handle("GET /schemas/ids/{id}/schema", s.getSchemaTextByID)
 	handle("GET /schemas/ids/{id}/subjects", s.getSubjectsByID)
 	handle("GET /schemas/ids/{id}/versions", s.getVersionsByID)
+
+	handle("GET /contexts", s.listContexts)
 
 	handle("GET /config", s.getConfig)
 	handle("PUT /config", s.putConfig)

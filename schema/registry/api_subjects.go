@@ -62,10 +62,10 @@ func (st *state) show(v *version) subjectSchema {
 
 // GET /subjects
 func (s *Server) listSubjects(r *http.Request) (any, error) {
+	prefix, ok := subjectPrefix(r)
 	return s.view(r.Context(), func(st *state) (any, error) {
-		prefix := r.URL.Query().Get("subjectPrefix")
 		names := slices.DeleteFunc(st.subjectNames(flag(r, "deleted")), func(n string) bool {
-			return !strings.HasPrefix(n, prefix)
+			return !ok || !strings.HasPrefix(n, prefix)
 		})
 		return names, nil
 	})

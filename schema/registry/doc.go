@@ -19,8 +19,11 @@
 //	POST   /subjects/{subject}/versions               register
 //	GET    /subjects/{subject}/versions/{v}[/schema]  v: 1..2^31-1, latest or -1; ?deleted=true
 //	DELETE /subjects/{subject}/versions/{v}           soft delete; ?permanent=true after it
+//	GET    /subjects/{subject}/versions/{v}/referencedby  always [] (no references); ?deleted=true
+//	GET    /schemas                                   every version; ?subjectPrefix=, ?deleted=true, ?latestOnly=true, ?offset=, ?limit=
 //	GET    /schemas/types
 //	GET    /schemas/ids/{id}[/schema|/subjects|/versions]
+//	GET    /contexts                                  ["."]: the default context is the only one
 //	GET|PUT|DELETE /config[/{subject}]                GET ?defaultToGlobal=true
 //	GET|PUT|DELETE /mode[/{subject}]                  GET ?defaultToGlobal=true, PUT ?force=true
 //	POST   /compatibility/subjects/{subject}/versions[/{v}]  ?verbose=true
@@ -35,6 +38,10 @@
 // rule sets are rejected with 42201 rather than silently dropped, and so are
 // schemas nesting deeper than 128 JSON levels (compatibility checks take
 // time cubic in the depth).
+//
+// There is one schema context, Confluent's default ".": a subjectPrefix of
+// ":*:" or ":.:" is no prefix, and one naming another context matches
+// nothing.
 //
 // Compatibility (NONE, BACKWARD (the default), FORWARD, FULL and their
 // _TRANSITIVE variants) is checked on registration against the live
