@@ -62,7 +62,11 @@ func TestCLIErrors(t *testing.T) {
 
 	// The bad JSON line produced nothing, not even the good lines before it.
 	out := recq(t, dev.Addr, "", "topic", "describe", "exists", "-o", "json")
-	var info struct{ Partitions []struct{ EndOffset int64 } }
+	var info struct {
+		Partitions []struct {
+			EndOffset int64 `json:"end_offset"`
+		} `json:"partitions"`
+	}
 	if err := json.Unmarshal([]byte(out.Stdout), &info); err != nil || len(info.Partitions) != 2 {
 		t.Fatalf("topic describe: %v\n%s", err, out.Stdout)
 	}

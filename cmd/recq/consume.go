@@ -6,11 +6,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"os"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/recq/recq/schema"
@@ -41,7 +45,11 @@ With --format raw only the values are printed, one per line.
 Without --follow, recq consume stops at the end the topic had when it
 started. With --group it reads as a member of that consumer group, resumes
 from the group's committed offsets (--from applies to partitions without
-one) and commits what it printed. Only committed transactions are shown.`,
+one) and commits what it printed. Only committed transactions are shown.
+
+With --follow, a broker that goes away (a restart, a network cut) is
+waited for: recq consume says so on stderr, once, and goes on reading when
+the broker is back; a group member rejoins its group. Ctrl-C stops it.`,
 		Example: `  recq consume orders --from beginning
   recq consume orders --from 2026-01-02T15:04:05Z --max 10
   recq consume orders --group audit --follow`,
@@ -95,6 +103,9 @@ one) and commits what it printed. Only committed transactions are shown.`,
 			defer out.Flush()
 			enc := json.NewEncoder(out)
 			printed := 0
+			cm := &committer{rd: rd, pending: map[topicPartition]*kgo.Record{}}
+			defer cm.flush(cmd.ErrOrStderr()) // a Ctrl-C still commits what was printed
+			wait := outage{w: cmd.ErrOrStderr()}
 			for max == 0 || printed < max {
 				recs, err := rd.Poll(cmd.Context())
 				if max > 0 && len(recs) > max-printed {
@@ -112,14 +123,22 @@ one) and commits what it printed. Only committed transactions are shown.`,
 				if err := out.Flush(); err != nil {
 					return err // stdout closed: stop without committing what was not shown
 				}
-				if err := commit(rd, recs); err != nil {
-					return err
+				if cerr := cm.commit(recs); cerr != nil {
+					if !follow || fatal(cerr) {
+						clear(cm.pending)
+						return cerr
+					}
+					wait.failed(cmd.Context(), cerr) // committed with the next records
 				}
 				switch {
 				case errors.Is(err, streams.ErrEndReached), errors.Is(err, context.Canceled):
 					return nil
+				case err != nil && follow && !fatal(err):
+					wait.failed(cmd.Context(), err)
 				case err != nil:
 					return err
+				case len(recs) > 0:
+					wait.over()
 				}
 			}
 			return nil
@@ -133,12 +152,95 @@ one) and commits what it printed. Only committed transactions are shown.`,
 	return cmd
 }
 
-// commit commits with its own short deadline, so a Ctrl-C that ended the
-// poll still records what was printed.
-func commit(rd *streams.Reader, recs []*kgo.Record) error {
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// committer commits what consume printed. A commit that failed (--follow
+// through a broker restart) is not lost: its records are committed with
+// the next ones, or when consume stops.
+type committer struct {
+	rd      *streams.Reader
+	pending map[topicPartition]*kgo.Record // the last record printed per partition, not yet committed
+}
+
+// commit commits recs and whatever is pending, with its own short
+// deadline, so a Ctrl-C that ended the poll still records what was printed.
+func (c *committer) commit(recs []*kgo.Record) error {
+	for _, r := range recs {
+		tp := topicPartition{r.Topic, r.Partition}
+		if p := c.pending[tp]; p == nil || p.Offset < r.Offset {
+			c.pending[tp] = r
+		}
+	}
+	if len(c.pending) == 0 {
+		return nil
+	}
+	last := make([]*kgo.Record, 0, len(c.pending))
+	for _, r := range c.pending {
+		last = append(last, r)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return rd.Commit(ctx, recs...)
+	if err := c.rd.Commit(ctx, last...); err != nil {
+		return err
+	}
+	clear(c.pending)
+	return nil
+}
+
+// flush commits what is pending when consume stops.
+func (c *committer) flush(w io.Writer) {
+	if err := c.commit(nil); err != nil {
+		fmt.Fprintf(w, "recq: consume: the last records printed were not committed (the group reads them again): %v\n", err)
+	}
+}
+
+// fatal reports an error that waiting does not cure: permissions, a bad
+// group name, a closed client.
+func fatal(err error) bool {
+	for _, e := range []error{kerr.GroupAuthorizationFailed, kerr.TopicAuthorizationFailed, kerr.ClusterAuthorizationFailed,
+		kerr.TransactionalIDAuthorizationFailed, kerr.InvalidGroupID, kerr.SaslAuthenticationFailed, kgo.ErrClientClosed} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// outage is a failure --follow waits out: logged once when it starts (or
+// changes), and once when records flow again; polls back off meanwhile.
+type outage struct {
+	w     io.Writer
+	last  string
+	delay time.Duration
+}
+
+func (o *outage) failed(ctx context.Context, err error) {
+	// Group errors have no topic; the reader names one anyway.
+	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
+	if rest, ok := strings.CutPrefix(msg, `topic "" `); ok {
+		if _, after, ok := strings.Cut(rest, ": "); ok {
+			msg = after
+		}
+	}
+	if msg != o.last {
+		fmt.Fprintf(o.w, "recq: consume: %s (waiting and retrying; Ctrl-C to stop)\n", msg)
+		o.last = msg
+	}
+	o.delay = min(max(2*o.delay, 100*time.Millisecond), 2*time.Second)
+	select {
+	case <-ctx.Done():
+	case <-time.After(o.delay):
+	}
+}
+
+func (o *outage) over() {
+	if o.last != "" {
+		fmt.Fprintln(o.w, "recq: consume: reading again")
+	}
+	o.last, o.delay = "", 0
 }
 
 // framed reports whether b looks like Confluent wire format: magic byte 0

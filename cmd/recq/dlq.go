@@ -182,7 +182,14 @@ func newDLQShowCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show GROUP ID",
 		Short: "Show one dead event: its payload (decoded through the registry), error, stack and history",
-		Args:  args(cobra.ExactArgs(2)),
+		Long: `Show one dead event by its id, TOPIC/PARTITION/OFFSET (the place of the
+original record, as recq dlq list prints it): its status, why it died, its
+attempts, key, handler, error and stack, the original record's headers and
+value (Avro decoded to JSON through the registry when it answers), and
+every decision taken about it.`,
+		Example: `  recq dlq show todo.stats.v1 todo.events/3/1207
+  recq dlq show todo.stats.v1 todo.events/3/1207 -o json | jq .record.value`,
+		Args: args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if _, _, _, err := deadletter.ParseID(a[1]); err != nil {
 				return usagef("dlq show: %v", err)

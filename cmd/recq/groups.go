@@ -26,14 +26,19 @@ func newGroupsListCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List consumer groups",
-		Args:  args(cobra.NoArgs),
+		Long: `List the broker's consumer groups with their state (Stable, Empty, ...) and
+protocol type. recq's groups are <aggregate>.runner for aggregate runners
+and <app>.<name>.v<version> for projectors and observers.`,
+		Example: `  recq groups list
+  recq groups list -o json`,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withAdmin(cmd, func(ctx context.Context, adm *streams.Admin) error {
 				groups, err := adm.ListGroups(ctx)
 				if err != nil {
 					return err
 				}
-				return render(cmd.OutOrStdout(), out, groups, func(w io.Writer) {
+				return render(cmd.OutOrStdout(), out, groupSummariesJSON(groups), func(w io.Writer) {
 					fmt.Fprintln(w, "GROUP\tSTATE\tPROTOCOL")
 					for _, gr := range groups {
 						fmt.Fprintf(w, "%s\t%s\t%s\n", gr.Name, gr.State, gr.ProtocolType)
@@ -54,6 +59,8 @@ func newGroupsDescribeCmd(g *globals) *cobra.Command {
 		Long: `Show a consumer group's state and members, and for every partition it has
 committed offsets for or is assigned: the committed offset, the end offset and
 the lag (end - committed; "-" when it cannot be computed, e.g. no commit yet).`,
+		Example: `  recq groups describe billing
+  recq groups describe todo.stats.v1 -o json`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			return g.withAdmin(cmd, func(ctx context.Context, adm *streams.Admin) error {
@@ -64,12 +71,12 @@ the lag (end - committed; "-" when it cannot be computed, e.g. no commit yet).`,
 				if err != nil {
 					return err
 				}
-				return render(cmd.OutOrStdout(), out, info, func(w io.Writer) {
-					fmt.Fprintf(w, "group %s: state %s, %d members\n", info.Name, info.State, len(info.Members))
+				return render(cmd.OutOrStdout(), out, groupInfoJSON(info), func(w io.Writer) {
+					fmt.Fprintf(w, "group %s: state %s, %s\n", info.Name, info.State, plural(len(info.Members), "member"))
 					if len(info.Members) > 0 {
 						fmt.Fprintln(w, "MEMBER\tCLIENT\tHOST\tASSIGNED")
 						for _, m := range info.Members {
-							fmt.Fprintf(w, "%s\t%s\t%s\t%v\n", m.MemberID, m.ClientID, m.Host, m.Assigned)
+							fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", m.MemberID, m.ClientID, m.Host, assignedText(m.Assigned))
 						}
 					}
 					fmt.Fprintln(w, "TOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tMEMBER")
@@ -143,7 +150,7 @@ Observers and consumers on Kafka offsets do follow a reset.`,
 				case err != nil:
 					return err
 				}
-				return render(cmd.OutOrStdout(), out, changes, func(w io.Writer) {
+				return render(cmd.OutOrStdout(), out, offsetChangesJSON(changes), func(w io.Writer) {
 					fmt.Fprintln(w, "TOPIC\tPARTITION\tOLD\tNEW")
 					for _, c := range changes {
 						fmt.Fprintf(w, "%s\t%d\t%s\t%d\n", c.Topic, c.Partition, orDash(c.Old), c.New)

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/recq/recq/schema"
 	"github.com/recq/recq/streams"
 )
 
@@ -21,11 +20,12 @@ const maxLine = 16 << 20
 
 func newProduceCmd(g *globals) *cobra.Command {
 	var (
-		key     string
-		value   string
-		headers []string
-		format  string
-		subject string
+		key         string
+		value       string
+		headers     []string
+		format      string
+		subject     string
+		compression string
 	)
 	cmd := &cobra.Command{
 		Use:   "produce TOPIC",
@@ -39,14 +39,29 @@ checked first and nothing is produced if any line is not JSON (the error names
 the first bad line). With --subject every line is a JSON object encoded as
 Confluent-framed Avro with that subject's latest schema; a line that does not
 fit the schema stops the whole input, again before anything is produced.
+The recq-type header is the schema's full name (namespace.name of the Avro
+record), whatever the subject is called: with TopicRecordNameStrategy
+(orders-shop.OrderPlaced) or Confluent's default TopicNameStrategy
+(orders-value) alike.
+
+Batches are compressed with --compression (default snappy, which the Java
+client, librdkafka, kcat and franz-go read). Plain kafkajs reads only gzip
+and none (snappy, lz4 and zstd need a codec package there): produce with
+--compression gzip or none for kafkajs consumers.
+
 recq produce exits only after every record is acknowledged by the broker.`,
 		Example: `  recq produce orders --key order-1 --value '{"total":12}'
   cat events.jsonl | recq produce orders --format json --header source=import
-  echo '{"id":"o-1","total":12}' | recq produce orders --subject orders-shop.OrderPlaced`,
+  echo '{"id":"o-1","total":12}' | recq produce orders --subject orders-shop.OrderPlaced
+  echo '{"id":"o-1","total":12}' | recq produce orders --subject orders-value --compression gzip   # for kafkajs`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if format != "raw" && format != "json" {
 				return usagef("--format: want raw or json, got %q", format)
+			}
+			codec, err := streams.ParseCompression(compression)
+			if err != nil {
+				return usagef("--compression: want one of %s, got %q", strings.Join(streams.Compressions, ", "), compression)
 			}
 			hdrs, err := keyValues("header", headers)
 			if err != nil {
@@ -65,8 +80,9 @@ recq produce exits only after every record is acknowledged by the broker.`,
 					}
 				}
 			}
+			var typ string // the payload type, from the schema
 			if subject != "" {
-				if values, err = encodeAvro(cmd.Context(), g, subject, values); err != nil {
+				if values, typ, err = encodeAvro(cmd.Context(), g, subject, values); err != nil {
 					return err
 				}
 			}
@@ -81,7 +97,7 @@ recq produce exits only after every record is acknowledged by the broker.`,
 			}
 			// A broker that dies mid-way fails the records instead of
 			// leaving recq produce retrying forever.
-			p, err := streams.NewPublisher(g.brokerList(),
+			p, err := streams.NewPublisher(g.brokerList(), streams.WithCompression(codec),
 				streams.WithClientOptions(kgo.RecordDeliveryTimeout(g.timeout)))
 			if err != nil {
 				return err
@@ -96,8 +112,7 @@ recq produce exits only after every record is acknowledged by the broker.`,
 				for k, hv := range hdrs {
 					streams.SetHeader(r, k, hv)
 				}
-				// TopicRecordNameStrategy: the subject names the payload type.
-				if typ, ok := strings.CutPrefix(subject, topic+"-"); ok {
+				if typ != "" {
 					streams.SetHeader(r, streams.HeaderType, typ)
 				}
 				recs[i] = r
@@ -105,7 +120,7 @@ recq produce exits only after every record is acknowledged by the broker.`,
 			if err := p.Publish(cmd.Context(), recs...); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "produced %d records to %s\n", len(recs), topic)
+			fmt.Fprintf(cmd.ErrOrStderr(), "produced %s to %s\n", plural(len(recs), "record"), topic)
 			return nil
 		},
 	}
@@ -114,27 +129,32 @@ recq produce exits only after every record is acknowledged by the broker.`,
 	cmd.Flags().StringArrayVarP(&headers, "header", "H", nil, "record header key=value (repeatable)")
 	cmd.Flags().StringVarP(&format, "format", "f", "raw", "value format: raw (any bytes) or json (validated)")
 	cmd.Flags().StringVarP(&subject, "subject", "s", "", "encode each JSON line as Avro with this subject's latest schema")
+	cmd.Flags().StringVar(&compression, "compression", "snappy", "batch compression: "+strings.Join(streams.Compressions, ", ")+" (plain kafkajs reads only gzip and none)")
 	return cmd
 }
 
 // encodeAvro encodes every JSON line with subject's latest schema, or fails
-// naming the first line that does not fit.
-func encodeAvro(ctx context.Context, g *globals, subject string, lines [][]byte) ([][]byte, error) {
-	cl, err := g.registryClient(ctx)
+// naming the first line that does not fit, and returns the payload type
+// (the schema's full name).
+func encodeAvro(ctx context.Context, g *globals, subject string, lines [][]byte) ([][]byte, string, error) {
+	enc, err := g.jsonEncoder(ctx)
 	if err != nil {
-		return nil, err
-	}
-	serde, err := schema.NewSerde(cl)
-	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	out := make([][]byte, len(lines))
 	for i, l := range lines {
-		if out[i], err = serde.EncodeJSON(ctx, subject, l); err != nil {
-			return nil, fmt.Errorf("line %d does not fit subject %s (nothing was produced): %w", i+1, subject, registryErr(err))
+		if out[i], err = enc.encode(ctx, subject, l); err != nil {
+			return nil, "", fmt.Errorf("line %d does not fit subject %s (nothing was produced): %w", i+1, subject, err)
 		}
 	}
-	return out, nil
+	if len(out) == 0 {
+		return out, "", nil
+	}
+	typ, err := enc.typeName(ctx, out[0])
+	if err != nil {
+		return nil, "", fmt.Errorf("subject %s (nothing was produced): %w", subject, err)
+	}
+	return out, typ, nil
 }
 
 func readLines(r io.Reader) ([][]byte, error) {

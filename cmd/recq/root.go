@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -62,11 +65,89 @@ The broker comes from --brokers, else $RECQ_BROKERS, else ` + defaultBrokers + `
 		registry = defaultRegistry
 	}
 	root.PersistentFlags().StringVar(&g.registry, "registry", registry, "schema registry URL (env RECQ_REGISTRY)")
-	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 10*time.Second, "how long an admin request may take before recq gives up")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newDevCmd(), newTopicCmd(g), newProduceCmd(g), newConsumeCmd(g), newGroupsCmd(g),
+	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 10*time.Second, "how long a request to Kafka or the registry (and recq send's wait for a reply) may take before recq gives up")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		// `recq topic craete orders --partitions 3`: the flag is unknown to
+		// `topic` only because the command before it is.
+		if a := cmd.Flags().Args(); cmd.HasSubCommands() && len(a) > 0 {
+			return unknownCommand(cmd, a[0])
+		}
+		return usageError{err}
+	})
+	root.AddCommand(newDevCmd(), newTopicCmd(g), newProduceCmd(g), newConsumeCmd(g), newSendCmd(g), newGroupsCmd(g),
 		newSchemaCmd(g), newRegistryCmd(g), newDLQCmd(g))
+	// cobra adds these when it executes; adding them now puts them under
+	// the same rules as the rest of the tree (examples, unknown commands).
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "help":
+			c.Example = "  recq help topic create"
+			// cobra prints "Unknown help topic" and exits 0.
+			show := c.Run
+			c.Run = nil
+			c.RunE = func(c *cobra.Command, a []string) error {
+				if cmd, rest, err := c.Root().Find(a); err == nil && cmd.HasSubCommands() && len(rest) > 0 {
+					return unknownCommand(cmd, rest[0])
+				}
+				show(c, a)
+				return nil
+			}
+		case "completion":
+			for _, sh := range c.Commands() {
+				sh.Example = fmt.Sprintf("  source <(recq completion %s)   # see the help above for installing it for good", sh.Name())
+			}
+		}
+	}
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// refuseUnknownSubcommands makes every command that only groups others
+// (recq, recq topic, ...) refuse a word that names none of them, as a
+// usage error. cobra itself prints the help and exits 0 for `recq topic
+// craete`, since a group has nothing to run.
+func refuseUnknownSubcommands(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		refuseUnknownSubcommands(c)
+	}
+	if !cmd.HasSubCommands() || cmd.Runnable() {
+		return
+	}
+	cmd.Args = func(cmd *cobra.Command, a []string) error {
+		if len(a) == 0 {
+			return nil
+		}
+		return unknownCommand(cmd, a[0])
+	}
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	if !cmd.HasParent() {
+		// Runnable only to refuse unknown words: the usage shows only
+		// "recq topic [command]", not "recq topic [flags]".
+		cmd.SetUsageTemplate(strings.Replace(cmd.UsageTemplate(), "Usage:{{if .Runnable}}", "Usage:{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
+	}
+}
+
+// unknownCommand is the usage error for a subcommand that does not exist.
+func unknownCommand(cmd *cobra.Command, name string) error {
+	path := cmd.CommandPath()
+	msg := fmt.Sprintf("unknown command %q for %q (see %s --help)", name, path, path)
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2
+	}
+	if s := cmd.SuggestionsFor(name); len(s) > 0 {
+		msg += fmt.Sprintf("; did you mean %q?", strings.Join(s, `" or "`))
+	}
+	return usageError{errors.New(msg)}
+}
+
+// plural is "1 record", "2 records".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 // args wraps a cobra argument check so its complaint is a usage error.
@@ -97,7 +178,7 @@ func (g *globals) connect(ctx context.Context, opts ...kgo.Opt) (*kgo.Client, er
 	if len(brokers) == 0 {
 		return nil, usagef("--brokers is empty")
 	}
-	cl, err := streams.Dial(ctx, brokers, opts...)
+	cl, err := dial(ctx, brokers, opts...)
 	switch {
 	case err == nil:
 		return cl, nil
@@ -108,6 +189,50 @@ func (g *globals) connect(ctx context.Context, opts ...kgo.Opt) (*kgo.Client, er
 	default:
 		return nil, err
 	}
+}
+
+// errNoKafkaAnswer is a connection that opened but did not answer in
+// Kafka's protocol in time: some other server on the port.
+var errNoKafkaAnswer = errors.New("a connection opened but nothing answered in Kafka's protocol (is it a Kafka port?)")
+
+// dial is streams.Dial, bounded by streams.DefaultDialTimeout for real:
+// franz-go reads the first answer on a new connection (ApiVersions) under
+// its own request timeout (10 s) and not under the ping's context, so a
+// port that accepts connections and never answers (an HTTP server, a
+// stopped process) held the ping twice as long as the message says.
+// Closing the client at the deadline ends that read.
+func dial(ctx context.Context, brokers []string, opts ...kgo.Opt) (*kgo.Client, error) {
+	var opened atomic.Bool // a TCP connection opened: something listens there
+	d := net.Dialer{Timeout: streams.DefaultDialTimeout}
+	dialer := kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, host)
+		if err == nil {
+			opened.Store(true)
+		}
+		return c, err
+	})
+	cl, err := streams.NewClient(brokers, append([]kgo.Opt{dialer}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, streams.DefaultDialTimeout)
+	defer cancel()
+	stopClose := context.AfterFunc(pctx, cl.Close)
+	err = cl.Ping(pctx)
+	closed := !stopClose() // the deadline (or ctx) closed the client under the ping
+	switch {
+	case !closed && err == nil:
+		return cl, nil
+	case !closed:
+		cl.Close()
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case opened.Load():
+		err = errNoKafkaAnswer
+	case err == nil:
+		err = pctx.Err()
+	}
+	return nil, fmt.Errorf("%w at %s: %w", streams.ErrBrokerUnreachable, strings.Join(brokers, ","), err)
 }
 
 // admin connects and returns an Admin with a request deadline.

@@ -136,7 +136,9 @@ func newSchemaListCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List subjects with their latest version and schema id",
-		Args:  args(cobra.NoArgs),
+		Example: `  recq schema list
+  recq schema list --deleted -o json`,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withRegistry(cmd, func(ctx context.Context, cl *sr.Client) error {
 				if deleted {
@@ -146,13 +148,13 @@ func newSchemaListCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return registryErr(err)
 				}
-				latest := make([]sr.SubjectSchema, 0, len(subjects))
+				latest := make([]subjectJSON, 0, len(subjects))
 				for _, s := range subjects {
 					ss, err := cl.SchemaByVersion(ctx, s, -1)
 					if err != nil {
 						return registryErr(err)
 					}
-					latest = append(latest, ss)
+					latest = append(latest, subjectJSON{Subject: ss.Subject, Version: ss.Version, ID: ss.ID})
 				}
 				return render(cmd.OutOrStdout(), out, latest, func(w io.Writer) {
 					fmt.Fprintln(w, "SUBJECT\tLATEST\tID")
@@ -175,6 +177,8 @@ func newSchemaGetCmd(g *globals) *cobra.Command {
 		Short: "Print a version of a subject's schema (default: the latest)",
 		Long: `Print one version of a subject as JSON: subject, version, id and the schema
 itself (as a JSON object, so it pipes into jq).`,
+		Example: `  recq schema get orders-shop.OrderPlaced
+  recq schema get orders-shop.OrderPlaced --version 1 | jq .schema`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			v, err := parseVersion(version)
@@ -246,7 +250,11 @@ func newSchemaConfigCmd(g *globals) *cobra.Command {
 		Short: "Show or set the compatibility level (global, or of one subject)",
 		Long: `Without --level, print the compatibility level of SUBJECT (or the global
 default). With --level, set it. Levels: NONE, BACKWARD (default), BACKWARD_TRANSITIVE,
-FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE.`,
+FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE.
+
+A subject without a level of its own is checked under the global one; recq
+says so, and says when the subject has no schemas at all (a misspelt
+name, or one not registered yet).`,
 		Example: `  recq schema config
   recq schema config orders-shop.OrderPlaced --level FULL_TRANSITIVE`,
 		Args: args(cobra.MaximumNArgs(1)),
@@ -258,20 +266,36 @@ FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE.`,
 				}
 			}
 			return g.withRegistry(cmd, func(ctx context.Context, cl *sr.Client) error {
-				scope := "global"
-				if len(a) == 1 {
-					scope = a[0]
-				}
-				var res []sr.CompatibilityResult
+				w := cmd.OutOrStdout()
 				if level != "" {
-					res = cl.SetCompatibility(ctx, sr.SetCompatibility{Level: lvl}, a...)
-				} else {
-					res = cl.Compatibility(sr.WithParams(ctx, sr.DefaultToGlobal), a...)
+					res := cl.SetCompatibility(ctx, sr.SetCompatibility{Level: lvl}, a...)
+					if err := res[0].Err; err != nil {
+						return registryErr(err)
+					}
+					fmt.Fprintf(w, "%s: %s\n", scopeName(a), res[0].Level)
+					return nil
 				}
-				if err := res[0].Err; err != nil {
+				res := cl.Compatibility(ctx, a...)
+				switch err, code := res[0].Err, registryCode(res[0].Err); {
+				case err == nil:
+					fmt.Fprintf(w, "%s: %s\n", scopeName(a), res[0].Level)
+					return nil
+				case len(a) == 0 || code != codeSubjectNotFound && code != codeSubjectLevelNotSet:
 					return registryErr(err)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", scope, res[0].Level)
+				// The subject has no level of its own (Confluent: 40401, or
+				// 40408 in newer registries): the global one applies.
+				global := cl.Compatibility(ctx)
+				if err := global[0].Err; err != nil {
+					return registryErr(err)
+				}
+				note := "no level of its own; the global level applies"
+				if _, err := cl.SubjectVersions(ctx, a[0]); registryCode(err) == codeSubjectNotFound {
+					note = fmt.Sprintf("subject %s has no schemas; the global level applies", a[0])
+				} else if err != nil {
+					return registryErr(err)
+				}
+				fmt.Fprintf(w, "%s: %s (%s)\n", a[0], global[0].Level, note)
 				return nil
 			})
 		},
@@ -291,6 +315,8 @@ func newSchemaDeleteCmd(g *globals) *cobra.Command {
 		Long: `Soft-delete a subject (or one --version of it): it disappears from listings
 but its schema ids still decode existing records. Run again with --permanent
 to remove it for good.`,
+		Example: `  recq schema delete orders-shop.OrderPlaced --version 2
+  recq schema delete scratch-value && recq schema delete scratch-value --permanent`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			how := sr.SoftDelete
@@ -321,6 +347,29 @@ to remove it for good.`,
 	cmd.Flags().StringVar(&version, "version", "", "delete only this version (a number or latest)")
 	cmd.Flags().BoolVar(&permanent, "permanent", false, "delete permanently (only after a soft delete)")
 	return cmd
+}
+
+// Confluent's error codes for a subject without versions and for one
+// without a subject-level setting.
+const (
+	codeSubjectNotFound    = 40401
+	codeSubjectLevelNotSet = 40408
+)
+
+// registryCode is the Confluent error code of a registry error, 0 if none.
+func registryCode(err error) int {
+	var re *sr.ResponseError
+	if errors.As(err, &re) {
+		return re.ErrorCode
+	}
+	return 0
+}
+
+func scopeName(a []string) string {
+	if len(a) == 1 {
+		return a[0]
+	}
+	return "global"
 }
 
 func deleteWord(permanent bool) string {
