@@ -151,7 +151,7 @@ func TestDeadEventsThroughTheCLI(t *testing.T) {
 	// Decide: discard the bad item (the projector then releases the events
 	// parked behind it), discard the garbage.
 	out := recq(t, e.dev.Addr, "", "dlq", "discard", group, head, "--reason", "negative estimate from the old writer", "--who", "bob")
-	if !strings.Contains(out.Stdout, "1 events discarded") {
+	if !strings.Contains(out.Stdout, "1 event discarded") {
 		t.Fatalf("discard:\n%s", out.Stdout)
 	}
 	// (By key: --all could race with the projector releasing list-neg.)

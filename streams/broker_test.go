@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -371,6 +372,34 @@ func TestDialUnreachable(t *testing.T) {
 	}
 	if time.Since(start) > 2*streams.DefaultDialTimeout {
 		t.Fatalf("ping hung for %v", time.Since(start))
+	}
+}
+
+// A port where something listens but never answers in Kafka's protocol is
+// unreachable too, said as such, within the dial timeout (franz-go alone
+// would wait out its own 10 s request timeout).
+func TestDialSilentPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, silent
+		}
+	}()
+	start := time.Now()
+	_, err = streams.Dial(context.Background(), []string{ln.Addr().String()})
+	if !errors.Is(err, streams.ErrBrokerUnreachable) || !strings.Contains(err.Error(), "nothing answered in Kafka's protocol") {
+		t.Fatalf("want ErrBrokerUnreachable saying nothing answered, got %v", err)
+	}
+	if d := time.Since(start); d > streams.DefaultDialTimeout+2*time.Second {
+		t.Fatalf("Dial took %v, its bound is %v", d, streams.DefaultDialTimeout)
 	}
 }
 

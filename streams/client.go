@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -44,20 +46,48 @@ func NewClient(brokers []string, opts ...kgo.Opt) (*kgo.Client, error) {
 	return cl, nil
 }
 
+// errNoKafkaAnswer is a connection that opened but did not answer in
+// Kafka's protocol in time: some other server on the port.
+var errNoKafkaAnswer = errors.New("a connection opened but nothing answered in Kafka's protocol (is it a Kafka port?)")
+
 // Dial returns a client for brokers (NewClient, with opts) that has
 // answered a ping within DefaultDialTimeout (or ctx's deadline if sooner),
 // so a wrong or stopped broker is reported at once instead of as a hang
-// later. No answer gives an error wrapping ErrBrokerUnreachable.
+// later. No answer gives an error wrapping ErrBrokerUnreachable, which
+// tells a port where something listens but does not speak Kafka from one
+// where nothing does. The bound holds even then: franz-go reads the first
+// answer on a new connection under its own timeout, whatever the ping's
+// context says, so the client is closed at the deadline.
 func Dial(ctx context.Context, brokers []string, opts ...kgo.Opt) (*kgo.Client, error) {
-	cl, err := NewClient(brokers, opts...)
+	var opened atomic.Bool // a TCP connection opened: something listens there
+	d := net.Dialer{Timeout: DefaultDialTimeout}
+	dialer := kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, host)
+		if err == nil {
+			opened.Store(true)
+		}
+		return c, err
+	})
+	cl, err := NewClient(brokers, append([]kgo.Opt{dialer}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, DefaultDialTimeout)
 	defer cancel()
-	if err := cl.Ping(pctx); err != nil {
+	stopClose := context.AfterFunc(pctx, cl.Close)
+	err = cl.Ping(pctx)
+	closed := !stopClose() // the deadline (or ctx) closed the client under the ping
+	switch {
+	case !closed && err == nil:
+		return cl, nil
+	case !closed:
 		cl.Close()
-		return nil, fmt.Errorf("%w at %s: %v", ErrBrokerUnreachable, strings.Join(brokers, ","), err)
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case opened.Load():
+		err = errNoKafkaAnswer
+	case err == nil:
+		err = pctx.Err()
 	}
-	return cl, nil
+	return nil, fmt.Errorf("%w at %s: %w", ErrBrokerUnreachable, strings.Join(brokers, ","), err)
 }

@@ -271,6 +271,10 @@ func (r *Reader) Poll(ctx context.Context) ([]*kgo.Record, error) {
 			errs = append(errs, err)
 			return
 		}
+		if t == "" { // franz-go's group errors (a lost session) name no partition
+			errs = append(errs, fmt.Errorf("group: %w", err))
+			return
+		}
 		errs = append(errs, fmt.Errorf("topic %q partition %d: %w", t, p, topicErr(err)))
 	})
 	recs := fs.Records()

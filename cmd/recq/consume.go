@@ -218,13 +218,7 @@ type outage struct {
 }
 
 func (o *outage) failed(ctx context.Context, err error) {
-	// Group errors have no topic; the reader names one anyway.
 	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
-	if rest, ok := strings.CutPrefix(msg, `topic "" `); ok {
-		if _, after, ok := strings.Cut(rest, ": "); ok {
-			msg = after
-		}
-	}
 	if msg != o.last {
 		fmt.Fprintf(o.w, "recq: consume: %s (waiting and retrying; Ctrl-C to stop)\n", msg)
 		o.last = msg

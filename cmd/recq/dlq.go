@@ -314,7 +314,7 @@ func printActions(w io.Writer, out outputFlag, acts []deadletter.Action, done st
 			}
 			fmt.Fprintf(w, "%s\t%s\t%d\t%s\n", a.ID, a.Action, a.Generation, retry)
 		}
-		fmt.Fprintf(w, "%d events %s\n", len(acts), done)
+		fmt.Fprintf(w, "%s %s\n", plural(len(acts), "event"), done)
 	})
 }
 

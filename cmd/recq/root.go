@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -178,7 +176,7 @@ func (g *globals) connect(ctx context.Context, opts ...kgo.Opt) (*kgo.Client, er
 	if len(brokers) == 0 {
 		return nil, usagef("--brokers is empty")
 	}
-	cl, err := dial(ctx, brokers, opts...)
+	cl, err := streams.Dial(ctx, brokers, opts...)
 	switch {
 	case err == nil:
 		return cl, nil
@@ -189,50 +187,6 @@ func (g *globals) connect(ctx context.Context, opts ...kgo.Opt) (*kgo.Client, er
 	default:
 		return nil, err
 	}
-}
-
-// errNoKafkaAnswer is a connection that opened but did not answer in
-// Kafka's protocol in time: some other server on the port.
-var errNoKafkaAnswer = errors.New("a connection opened but nothing answered in Kafka's protocol (is it a Kafka port?)")
-
-// dial is streams.Dial, bounded by streams.DefaultDialTimeout for real:
-// franz-go reads the first answer on a new connection (ApiVersions) under
-// its own request timeout (10 s) and not under the ping's context, so a
-// port that accepts connections and never answers (an HTTP server, a
-// stopped process) held the ping twice as long as the message says.
-// Closing the client at the deadline ends that read.
-func dial(ctx context.Context, brokers []string, opts ...kgo.Opt) (*kgo.Client, error) {
-	var opened atomic.Bool // a TCP connection opened: something listens there
-	d := net.Dialer{Timeout: streams.DefaultDialTimeout}
-	dialer := kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
-		c, err := d.DialContext(ctx, network, host)
-		if err == nil {
-			opened.Store(true)
-		}
-		return c, err
-	})
-	cl, err := streams.NewClient(brokers, append([]kgo.Opt{dialer}, opts...)...)
-	if err != nil {
-		return nil, err
-	}
-	pctx, cancel := context.WithTimeout(ctx, streams.DefaultDialTimeout)
-	defer cancel()
-	stopClose := context.AfterFunc(pctx, cl.Close)
-	err = cl.Ping(pctx)
-	closed := !stopClose() // the deadline (or ctx) closed the client under the ping
-	switch {
-	case !closed && err == nil:
-		return cl, nil
-	case !closed:
-		cl.Close()
-	case ctx.Err() != nil:
-		return nil, ctx.Err()
-	case opened.Load():
-		err = errNoKafkaAnswer
-	case err == nil:
-		err = pctx.Err()
-	}
-	return nil, fmt.Errorf("%w at %s: %w", streams.ErrBrokerUnreachable, strings.Join(brokers, ","), err)
 }
 
 // admin connects and returns an Admin with a request deadline.
