@@ -3,7 +3,6 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -268,24 +267,11 @@ func TestCLISchemaConfigOfUnknownSubject(t *testing.T) {
 // A port that accepts connections but never speaks Kafka is given up on
 // within the 5 s the message names, not after franz-go's 10 s.
 func TestCLIUnreachableBrokerWithinBound(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, silent, until the test ends
-		}
-	}()
+	addr := testenv.SilentAddr(t)
 	start := time.Now()
-	res := testenv.Run(t, "", testenv.Recq(t), "--brokers", ln.Addr().String(), "topic", "list")
+	res := testenv.Run(t, "", testenv.Recq(t), "--brokers", addr, "topic", "list")
 	took := time.Since(start)
-	if res.Code != 1 || !strings.Contains(res.Stderr, "cannot reach Kafka at "+ln.Addr().String()+" within 5s") ||
+	if res.Code != 1 || !strings.Contains(res.Stderr, "cannot reach Kafka at "+addr+" within 5s") ||
 		!strings.Contains(res.Stderr, "nothing answered in Kafka's protocol") {
 		t.Fatalf("exit %d, stderr %q", res.Code, res.Stderr)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"testing"
@@ -379,22 +378,9 @@ func TestDialUnreachable(t *testing.T) {
 // unreachable too, said as such, within the dial timeout (franz-go alone
 // would wait out its own 10 s request timeout).
 func TestDialSilentPort(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, silent
-		}
-	}()
+	addr := testenv.SilentAddr(t)
 	start := time.Now()
-	_, err = streams.Dial(context.Background(), []string{ln.Addr().String()})
+	_, err := streams.Dial(context.Background(), []string{addr})
 	if !errors.Is(err, streams.ErrBrokerUnreachable) || !strings.Contains(err.Error(), "nothing answered in Kafka's protocol") {
 		t.Fatalf("want ErrBrokerUnreachable saying nothing answered, got %v", err)
 	}

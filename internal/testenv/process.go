@@ -198,3 +198,36 @@ func RestartDev(t testing.TB, addr, dataDir string) *Dev {
 	p := Start(t, "recq dev: ready", Recq(t), "dev", "--broker-addr", addr, "--registry-addr", reg, "--data-dir", dataDir)
 	return &Dev{Proc: p, Addr: addr, Registry: "http://" + reg, DataDir: dataDir}
 }
+
+// SilentAddr is the address of a listener that accepts connections and
+// never answers, until the test ends: a port where something other than
+// Kafka listens.
+func SilentAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	return ln.Addr().String()
+}
