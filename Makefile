@@ -17,7 +17,7 @@ run: build
 test: deps
 	$(GO) vet $(PKGS)
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
-	$(GO) test -race -timeout 15m $(PKGS)
+	$(GO) test -race -timeout 20m $(PKGS)
 
 ## deps: install what the tests run against (kcat, redis-server) when missing
 deps:
