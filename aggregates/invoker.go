@@ -144,7 +144,11 @@ type Result struct {
 	CommandID string
 	Version   int64 // the aggregate's version after the command
 	Events    int
-	Duplicate bool // the id had been handled before; nothing new was written
+	// Duplicate: the id had been handled before; nothing new was written,
+	// and Version is the one that command brought the aggregate to (while
+	// the runner remembers the id: the ids in its events, or the last
+	// SnapshotSeen of a snapshot), so a resent command learns what it did.
+	Duplicate bool
 }
 
 // Send sends cmd to the aggregate with id of type aggregate and waits for

@@ -14,20 +14,32 @@ import (
 )
 
 // entry is a loaded aggregate: its instance and the ids of the commands
-// whose events it contains, so a command sent again is answered, not redone.
+// whose events it contains, each with the version its last event brought
+// the aggregate to, so a command sent again is answered as it was the
+// first time, not redone.
 type entry[S any] struct {
 	in       Instance[S]
-	seen     map[string]bool
-	order    []string    // seen ids, oldest first, for bounded snapshots
-	last     *kgo.Record // the last event written in this batch; its offset is known once produced
-	snapshot int64       // version of the last snapshot taken or loaded
+	seen     map[string]int64 // command id -> version after it (0: not known)
+	order    []string         // seen ids, oldest first, for bounded snapshots
+	last     *kgo.Record      // the last event written in this batch; its offset is known once produced
+	snapshot int64            // version of the last snapshot taken or loaded
 }
 
-func (e *entry[S]) remember(id string) {
-	if !e.seen[id] {
-		e.seen[id] = true
+func (e *entry[S]) remember(id string, version int64) {
+	if _, ok := e.seen[id]; !ok {
 		e.order = append(e.order, id)
 	}
+	e.seen[id] = version
+}
+
+// answered reports whether the command id was handled, and the version it
+// brought the aggregate to (the current one where that is not known).
+func (e *entry[S]) answered(id string) (int64, bool) {
+	v, ok := e.seen[id]
+	if ok && v == 0 {
+		v = e.in.Version
+	}
+	return v, ok
 }
 
 // errUndecided marks a load that found some of the aggregate's events in a
@@ -51,7 +63,7 @@ func (r *Runner[S]) load(ctx context.Context, k key) (*entry[S], error) {
 		return e, nil
 	}
 	if r.agg.stateless {
-		e = &entry[S]{seen: map[string]bool{}}
+		e = &entry[S]{seen: map[string]int64{}}
 	} else {
 		var err error
 		if e, err = r.rebuild(ctx, k); errors.Is(err, streams.ErrUndecided) && ctx.Err() == nil {
@@ -71,7 +83,7 @@ func (r *Runner[S]) load(ctx context.Context, k key) (*entry[S], error) {
 // to LoadWait for the aggregate's undecided ones (a wait past a second is
 // logged, so an operator sees what holds the aggregate).
 func (r *Runner[S]) rebuild(ctx context.Context, k key) (*entry[S], error) {
-	e := &entry[S]{seen: map[string]bool{}}
+	e := &entry[S]{seen: map[string]int64{}}
 	from, err := r.restore(ctx, k, e)
 	if err != nil {
 		return nil, err
@@ -94,7 +106,7 @@ func (r *Runner[S]) rebuild(ctx context.Context, k key) (*entry[S], error) {
 		}
 		applyErr = r.agg.Apply(&e.in, evt)
 		if env.CausationID != "" {
-			e.remember(env.CausationID)
+			e.remember(env.CausationID, env.AggregateVersion)
 		}
 	})
 	return e, errors.Join(err, applyErr)
@@ -104,6 +116,9 @@ func (r *Runner[S]) rebuild(ctx context.Context, k key) (*entry[S], error) {
 type snapshotState[S any] struct {
 	State S        `json:"state"`
 	Seen  []string `json:"seen,omitempty"`
+	// SeenAt is the version after each of Seen (absent in older
+	// snapshots: those ids answer with the current version).
+	SeenAt []int64 `json:"seen_at,omitempty"`
 }
 
 // restore loads k's snapshot into e and returns the offset to read events
@@ -127,8 +142,12 @@ func (r *Runner[S]) restore(ctx context.Context, k key, e *entry[S]) (int64, err
 	}
 	e.in = Instance[S]{State: st.State, Version: snap.Version}
 	e.snapshot = snap.Version
-	for _, id := range st.Seen {
-		e.remember(id)
+	for i, id := range st.Seen {
+		var v int64
+		if i < len(st.SeenAt) {
+			v = st.SeenAt[i]
+		}
+		e.remember(id, v)
 	}
 	return snap.Offset + 1, nil
 }
@@ -147,7 +166,11 @@ func (r *Runner[S]) snapshots(ctx context.Context, keys []key) {
 			continue
 		}
 		seen := e.order[max(0, len(e.order)-SnapshotSeen):]
-		b, err := json.Marshal(snapshotState[S]{State: e.in.State, Seen: seen})
+		at := make([]int64, len(seen))
+		for i, id := range seen {
+			at[i] = e.seen[id]
+		}
+		b, err := json.Marshal(snapshotState[S]{State: e.in.State, Seen: seen, SeenAt: at})
 		if err != nil {
 			continue // a state that cannot be JSON is replayed from events
 		}

@@ -270,8 +270,11 @@ func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) ([]*kgo.
 	if err != nil {
 		return nil, err
 	}
-	if env.ID != "" && e.seen[env.ID] {
-		return reply(Reply{Version: e.in.Version, Duplicate: true}), nil
+	if v, ok := e.answered(env.ID); env.ID != "" && ok {
+		if r.agg.stateless {
+			v = 0
+		}
+		return reply(Reply{Version: v, Duplicate: true}), nil
 	}
 	expected := AnyVersion
 	if v, ok := streams.Header(rec, HeaderExpectedVersion); ok {
@@ -303,7 +306,7 @@ func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) ([]*kgo.
 		return nil, err
 	}
 	if env.ID != "" && len(events) > 0 {
-		e.remember(env.ID)
+		e.remember(env.ID, e.in.Version)
 	}
 	if len(out) > 0 {
 		e.last = out[len(out)-1]

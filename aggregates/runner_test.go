@@ -93,12 +93,21 @@ func TestRunnerSendReplyAndEvents(t *testing.T) {
 	if err != nil || !again.Duplicate || again.Version != first.Version {
 		t.Fatalf("resend of the same command id: %+v %v (first %+v)", again, err, first)
 	}
+	// Resent after the aggregate moved on, it is answered with the version
+	// it brought the aggregate to, not today's.
+	if _, err := iv.Send(ctx, "todo", "list-1", AddItem{Title: "jam"}); err != nil {
+		t.Fatal(err)
+	}
+	late, err := iv.Send(ctx, "todo", "list-1", AddItem{Title: "tea"}, aggregates.WithCommandID("cmd-tea"))
+	if err != nil || !late.Duplicate || late.Version != first.Version {
+		t.Fatalf("resend after a later command: %+v %v, want a duplicate at version %d", late, err, first.Version)
+	}
 
 	// The event topic holds exactly the accepted events, versions 1..5, with
 	// the envelope: aggregate id, version, causation = the command id.
 	got := testenv.ReadTopic(t, addr, aggregates.EventsTopic("todo"))
-	if len(got) != 5 {
-		t.Fatalf("%d events, want 5 (create, 3 adds, tea)", len(got))
+	if len(got) != 6 {
+		t.Fatalf("%d events, want 6 (create, 3 adds, tea, jam)", len(got))
 	}
 	for i, r := range got {
 		env, _ := streams.ReadEnvelope(r)
@@ -138,8 +147,8 @@ func TestRunnerRebuildsFromEvents(t *testing.T) {
 		t.Fatal("the rebuilt state lost item 1")
 	}
 	dup, err := iv.Send(ctx, "todo", "l", AddItem{Title: "2"}, aggregates.WithCommandID("a2"))
-	if err != nil || !dup.Duplicate {
-		t.Fatalf("a command id handled before the restart must be recognised: %+v %v", dup, err)
+	if err != nil || !dup.Duplicate || dup.Version != 4 {
+		t.Fatalf("a command id handled before the restart must be recognised, with the version it made (4): %+v %v", dup, err)
 	}
 }
 

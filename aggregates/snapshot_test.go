@@ -39,7 +39,7 @@ func TestRunnerSnapshots(t *testing.T) {
 					t.Fatal(err)
 				}
 				for i := range 11 { // versions 2..12: snapshots at 5 and 10 (or later batches)
-					if _, err := iv.Send(ctx, "todo", "l", AddItem{Title: strconv.Itoa(i)}); err != nil {
+					if _, err := iv.Send(ctx, "todo", "l", AddItem{Title: strconv.Itoa(i)}, aggregates.WithCommandID("a"+strconv.Itoa(i))); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -49,8 +49,9 @@ func TestRunnerSnapshots(t *testing.T) {
 				t.Fatalf("snapshot after 12 events every 5: version %d, %v", snap.Version, err)
 			}
 			var st struct {
-				State TodoList
-				Seen  []string
+				State  TodoList
+				Seen   []string
+				SeenAt []int64 `json:"seen_at"`
 			}
 			if err := json.Unmarshal(snap.State, &st); err != nil || len(st.State.Items) != int(snap.Version-1) || len(st.Seen) != int(snap.Version) {
 				t.Fatalf("snapshot content: %s (%v)", snap.State, err)
@@ -70,6 +71,11 @@ func TestRunnerSnapshots(t *testing.T) {
 			res, err := iv.Send(ctx, "todo", "l", AddItem{Title: "new"})
 			if err != nil || res.Version != 13 {
 				t.Fatalf("after reload: %+v %v, want version 13", res, err)
+			}
+			// A command id the snapshot remembers is answered with the
+			// version it made (a2: the fourth event).
+			if dup, err := iv.Send(ctx, "todo", "l", AddItem{Title: "2"}, aggregates.WithCommandID("a2")); err != nil || !dup.Duplicate || dup.Version != 4 {
+				t.Fatalf("a command id from before the snapshot: %+v %v, want a duplicate at version 4", dup, err)
 			}
 		})
 	}

@@ -112,6 +112,9 @@ func TestTodoSystemKill9(t *testing.T) {
 	if retried.Load() == 0 {
 		t.Fatal("no request was sent again across the kill: the test did not reach the restart path")
 	}
+	if again := created(t, mustBody(e.must(ctx, http.StatusCreated, "POST", "/lists", "across-create", map[string]string{"title": "across", "owner": "x"}))); again != first {
+		t.Fatalf("the same idempotency key after the restart created list %s, before %s", again, first)
+	}
 	acrossAfter := created(t, mustBody(e.must(ctx, http.StatusCreated, "POST", "/lists/"+first+"/items", "across-item", map[string]string{"text": "once"})))
 	if acrossAfter != acrossBefore {
 		t.Fatalf("the same idempotency key after the restart made item %s, before %s", acrossAfter, acrossBefore)
@@ -120,6 +123,12 @@ func TestTodoSystemKill9(t *testing.T) {
 		t.Fatalf("list with one item sent twice under one key: %+v, want one item at version 2", v)
 	}
 
+	// A creation applied twice would leave a list nobody holds.
+	out, _ := e.must(ctx, http.StatusOK, "GET", "/lists", "", nil)
+	var all []todo.ListView
+	if err := json.Unmarshal(out, &all); err != nil || len(all) != lists+1 {
+		t.Fatalf("GET /lists: %d lists (%v), want %d: a retried creation made a second list", len(all), err, lists+1)
+	}
 	owners := map[string]int{}
 	for i, p := range plans {
 		v := e.list(ctx, p.id)

@@ -62,7 +62,13 @@ func (s *System) createList(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &in) {
 		return
 	}
-	id := newID("L", r)
+	// The list's number comes from the id sequence, under a command id of
+	// the request's key: a retry gets the same number, so the same list.
+	n, ok := s.sendAs(w, r, "ids", IDsName, "lists", IssueID{})
+	if !ok {
+		return
+	}
+	id := listID(n)
 	if s.send(w, r, id, CreateList{Title: in.Title, Owner: in.Owner}) {
 		writeJSON(w, http.StatusCreated, map[string]string{"id": id})
 	}
@@ -97,15 +103,23 @@ func (s *System) command(w http.ResponseWriter, r *http.Request, cmd any) {
 // failure itself; it reports whether the command was accepted (or had been
 // with this idempotency key).
 func (s *System) send(w http.ResponseWriter, r *http.Request, list string, cmd any) bool {
+	_, ok := s.sendAs(w, r, "", Name, list, cmd)
+	return ok
+}
+
+// sendAs sends cmd to the aggregate id of type agg under the command id
+// the request's Idempotency-Key and step make (a random one without a
+// key), and returns the version the command brought it to.
+func (s *System) sendAs(w http.ResponseWriter, r *http.Request, step, agg, id string, cmd any) (int64, bool) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.CommandTimeout)
 	defer cancel()
 	var opts []aggregates.SendOption
 	if key := r.Header.Get("Idempotency-Key"); key != "" {
-		opts = append(opts, aggregates.WithCommandID(digest(r.Method, r.URL.Path, key)))
+		opts = append(opts, aggregates.WithCommandID(digest(step, r.Method, r.URL.Path, key)))
 	}
-	_, err := s.invoker.Send(ctx, Name, list, cmd, opts...)
+	res, err := s.invoker.Send(ctx, agg, id, cmd, opts...)
 	if err == nil {
-		return true
+		return res.Version, true
 	}
 	code, status := rejectionCode(err)
 	if status == http.StatusServiceUnavailable {
@@ -113,7 +127,7 @@ func (s *System) send(w http.ResponseWriter, r *http.Request, list string, cmd a
 		err = fmt.Errorf("the command was not confirmed in %s: %w (retry with the same Idempotency-Key: it is applied once)", s.cfg.CommandTimeout, err)
 	}
 	writeError(w, status, code, err)
-	return false
+	return 0, false
 }
 
 // rejectionCode maps a Send error to the API's code and status.
@@ -196,8 +210,8 @@ func (s *System) readFailed(w http.ResponseWriter, err error) {
 	writeError(w, http.StatusServiceUnavailable, "unavailable", fmt.Errorf("the read model did not answer in %s: %w", s.cfg.CommandTimeout, err))
 }
 
-// newID is a new list or item id: derived from the request's
-// Idempotency-Key, so a retry names the same one, or random.
+// newID is a new item id: derived from the request's Idempotency-Key, so
+// a retry names the same one, or random.
 func newID(prefix string, r *http.Request) string {
 	if key := r.Header.Get("Idempotency-Key"); key != "" {
 		return prefix + digest("id", r.URL.Path, key)[:16]

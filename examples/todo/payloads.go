@@ -8,7 +8,7 @@
 //     "search by text" (Projection);
 //   - the completion observer emits ListCompleted when every item of a
 //     list is checked (CompletionObserver);
-//   - the ids service hands out list and item ids (IDs);
+//   - the ids sequence, an aggregate, numbers new lists (IDs);
 //   - an HTTP API and a small live page (Handler).
 //
 // System wires them together; ./service is the binary.

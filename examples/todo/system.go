@@ -54,6 +54,7 @@ type System struct {
 	invoker    *aggregates.Invoker
 	pub        *streams.Publisher
 	aggregate  *aggregates.Runner[List]
+	ids        *aggregates.Runner[Sequence]
 	lists      *consumers.Runner
 	completion *consumers.Runner
 	projection *consumers.Projection
@@ -110,6 +111,9 @@ func New(ctx context.Context, cfg Config) (*System, error) {
 	if s.aggregate, err = aggregates.NewRunner(Aggregate(), cfg.Serde, cfg.Brokers, aggOpts...); err != nil {
 		return nil, err
 	}
+	if s.ids, err = aggregates.NewRunner(IDs(), cfg.Serde, cfg.Brokers, aggOpts...); err != nil {
+		return nil, err
+	}
 	if s.lists, err = consumers.NewRunner(ListsProjector(1, model, s.hub), cfg.Serde, cfg.Brokers, projOpts...); err != nil {
 		return nil, err
 	}
@@ -136,8 +140,10 @@ func (s *System) prepare(ctx context.Context) (int, error) {
 	}
 	defer cl.Close()
 	adm := streams.NewAdmin(cl)
-	if err := aggregates.EnsureTopics(ctx, adm, Name, s.cfg.Partitions); err != nil {
-		return 0, err
+	for _, agg := range []string{Name, IDsName} {
+		if err := aggregates.EnsureTopics(ctx, adm, agg, s.cfg.Partitions); err != nil {
+			return 0, err
+		}
 	}
 	if err := adm.EnsureTopic(ctx, streams.TopicSpec{Name: NotificationsTopic, Partitions: s.cfg.Partitions}); err != nil {
 		return 0, err
@@ -146,11 +152,13 @@ func (s *System) prepare(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	agg := Aggregate()
+	agg, ids := Aggregate(), IDs()
 	for topic, types := range map[string][]reflect.Type{
-		aggregates.CommandsTopic(Name): agg.CommandTypes(),
-		aggregates.EventsTopic(Name):   agg.EventTypes(),
-		NotificationsTopic:             {reflect.TypeFor[ListCompleted]()},
+		aggregates.CommandsTopic(Name):    agg.CommandTypes(),
+		aggregates.EventsTopic(Name):      agg.EventTypes(),
+		aggregates.CommandsTopic(IDsName): ids.CommandTypes(),
+		aggregates.EventsTopic(IDsName):   ids.EventTypes(),
+		NotificationsTopic:                {reflect.TypeFor[ListCompleted]()},
 	} {
 		for _, t := range types {
 			if err := s.serde.Register(ctx, topic, reflect.New(t).Interface()); err != nil {
@@ -163,7 +171,7 @@ func (s *System) prepare(ctx context.Context) (int, error) {
 
 // Components are the system's runners, for health.Handler.
 func (s *System) Components() []health.Component {
-	return []health.Component{s.aggregate, s.lists, s.completion}
+	return []health.Component{s.aggregate, s.ids, s.lists, s.completion}
 }
 
 // Run runs every component until ctx ends or one fails; it then stops the
@@ -172,8 +180,9 @@ func (s *System) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
-	for i, run := range []func(context.Context) error{s.aggregate.Run, s.lists.Run, s.completion.Run} {
+	runs := []func(context.Context) error{s.aggregate.Run, s.ids.Run, s.lists.Run, s.completion.Run}
+	errs := make([]error, len(runs))
+	for i, run := range runs {
 		wg.Go(func() {
 			if errs[i] = run(ctx); errs[i] != nil {
 				cancel()
