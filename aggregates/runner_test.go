@@ -81,8 +81,15 @@ func TestRunnerSendReplyAndEvents(t *testing.T) {
 	if !errors.As(err, &rej) || rej.Err.Error() != errDuplicate.Error() {
 		t.Fatalf("duplicate item: want the handler's rejection, got %v", err)
 	}
-	if _, err := iv.Send(ctx, "todo", "list-1", AddItem{Title: "jam"}, aggregates.ExpectVersion(2)); !errors.Is(err, aggregates.ErrConflict) {
-		t.Fatalf("stale expected version: want ErrConflict, got %v", err)
+	_, err = iv.Send(ctx, "todo", "list-1", AddItem{Title: "jam"}, aggregates.ExpectVersion(2))
+	if !errors.Is(err, aggregates.ErrConflict) || aggregates.Code(err) != "conflict" {
+		t.Fatalf("stale expected version: want ErrConflict (code conflict), got %v (%q)", err, aggregates.Code(err))
+	}
+	if n := strings.Count(err.Error(), aggregates.ErrConflict.Error()); n != 1 {
+		t.Fatalf("the conflict's message says %q %d times: %v", aggregates.ErrConflict, n, err)
+	}
+	if aggregates.Code(errors.New("no reply")) != "" || aggregates.Code(&aggregates.RejectedError{Err: errDuplicate}) != "rejected" {
+		t.Fatal("Code of an error that is no answer, or of a handler's refusal")
 	}
 	// The same command id twice: handled once.
 	first, err := iv.Send(ctx, "todo", "list-1", AddItem{Title: "tea"}, aggregates.WithCommandID("cmd-tea"))

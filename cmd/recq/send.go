@@ -194,17 +194,12 @@ func commandTypes(ctx context.Context, enc *jsonEncoder, topic string) []string 
 func sendFailed(w io.Writer, out outputFlag, g *globals, reply sendReply, err error) error {
 	what := fmt.Sprintf("%s %s", reply.Aggregate, reply.ID)
 	var rej *aggregates.RejectedError
-	switch code, sentinel := rejectionCode(err); {
+	switch code := aggregates.Code(err); {
 	case errors.As(err, &rej):
 		reply.Code, reply.Error = code, rej.Err.Error()
 		err = fmt.Errorf("%s rejected %s: %s (command id %s)", what, reply.Type, reply.Error, reply.CommandID)
 	case code != "":
-		// The runner's message already names the rule; the invoker adds
-		// the sentinel's text once more.
 		msg := err.Error()
-		if trimmed := strings.TrimSuffix(msg, ": "+sentinel.Error()); strings.Contains(trimmed, sentinel.Error()) {
-			msg = trimmed
-		}
 		reply.Code, reply.Error = code, msg
 		err = fmt.Errorf("%s rejected %s (%s): %s (command id %s)", what, reply.Type, code, msg, reply.CommandID)
 	case errors.Is(err, context.DeadlineExceeded):
@@ -221,31 +216,6 @@ func sendFailed(w io.Writer, out outputFlag, g *globals, reply sendReply, err er
 		}
 	}
 	return err
-}
-
-// rejectionCode is the reply code of a rejection and its sentinel ("" and
-// nil for other errors), as the runner answers it.
-func rejectionCode(err error) (string, error) {
-	for _, c := range []struct {
-		code string
-		err  error
-	}{
-		{"not_found", aggregates.ErrNotFound},
-		{"deleted", aggregates.ErrDeleted},
-		{"conflict", aggregates.ErrConflict},
-		{"unknown_command", aggregates.ErrUnknownCommand},
-		{"unknown_event", aggregates.ErrUnknownEvent},
-		{"undecodable", aggregates.ErrUndecodable},
-	} {
-		if errors.Is(err, c.err) {
-			return c.code, c.err
-		}
-	}
-	var rej *aggregates.RejectedError
-	if errors.As(err, &rej) {
-		return "rejected", nil
-	}
-	return "", nil
 }
 
 // encodedCommand is a command encoded already (by the registry's schema

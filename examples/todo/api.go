@@ -133,16 +133,15 @@ func (s *System) sendAs(w http.ResponseWriter, r *http.Request, step, agg, id st
 // rejectionCode maps a Send error to the API's code and status.
 func rejectionCode(err error) (string, int) {
 	var rej *aggregates.RejectedError
-	switch {
-	case errors.Is(err, aggregates.ErrNotFound):
-		return "not_found", http.StatusNotFound
-	case errors.Is(err, aggregates.ErrDeleted):
-		return "deleted", http.StatusConflict
-	case errors.Is(err, aggregates.ErrConflict):
-		return "conflict", http.StatusConflict
-	case errors.Is(err, aggregates.ErrUndecodable):
+	switch code := aggregates.Code(err); code {
+	case "not_found":
+		return code, http.StatusNotFound
+	case "deleted", "conflict":
+		return code, http.StatusConflict
+	case "undecodable", "unknown_command", "unknown_event":
 		return "bad_request", http.StatusBadRequest
-	case errors.As(err, &rej):
+	case "rejected":
+		errors.As(err, &rej)
 		for _, c := range rejections {
 			if rej.Err.Error() == c.err.Error() {
 				return c.code, c.status
