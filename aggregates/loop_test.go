@@ -101,7 +101,8 @@ func TestRunnerReloadsPartitionsItGetsBack(t *testing.T) {
 	type member struct {
 		r    *aggregates.Runner[TodoList]
 		stop context.CancelFunc
-		done chan error
+		done chan struct{} // closed when Run returned, with err set
+		err  error
 	}
 	start := func() *member {
 		r, err := aggregates.NewRunner(todo(), serde, []string{addr}, aggregates.WithSessionTimeout(6*time.Second))
@@ -109,19 +110,31 @@ func TestRunnerReloadsPartitionsItGetsBack(t *testing.T) {
 			t.Fatal(err)
 		}
 		rctx, stop := context.WithCancel(ctx)
-		m := &member{r: r, stop: stop, done: make(chan error, 1)}
-		go func() { m.done <- r.Run(rctx) }()
+		m := &member{r: r, stop: stop, done: make(chan struct{})}
+		go func() {
+			defer close(m.done)
+			m.err = r.Run(rctx)
+		}()
 		return m
 	}
 	stop := func(ms ...*member) {
 		for _, m := range ms {
 			m.stop()
-			if err := <-m.done; err != nil {
-				t.Error(err)
+			if <-m.done; m.err != nil {
+				t.Error(m.err)
 			}
 		}
 	}
-	owns := func(m *member, n int) func() bool { return func() bool { return len(m.r.Status().Partitions) == n } }
+	owns := func(m *member, n int) func() bool {
+		return func() bool {
+			select {
+			case <-m.done: // a runner that stopped will never own anything
+				t.Fatalf("a runner stopped while the test waited for it: %v", m.err)
+			default:
+			}
+			return len(m.r.Status().Partitions) == n
+		}
+	}
 	settled := func(what string, cond func() bool) {
 		t.Helper()
 		testenv.WaitFor(t, what, time.Minute, cond)
