@@ -60,12 +60,18 @@ func describeTopics(ctx context.Context, adm *streams.Admin, aggregate string) (
 	if evts, err = adm.DescribeTopic(ctx, EventsTopic(aggregate)); err != nil {
 		return cmds, evts, fmt.Errorf("aggregates: %w", err)
 	}
-	if c, e := len(cmds.Partitions), len(evts.Partitions); c != e {
-		return cmds, evts, fmt.Errorf("aggregates: %w: %s has %d partitions but %s has %d; an aggregate's commands and events must share partitions. "+
-			"If %s holds no events yet, delete it and let EnsureTopics recreate it; otherwise scale the aggregate with a new topic pair (docs/ARCHITECTURE.md, \"Scaling an aggregate\")",
-			ErrTopics, cmds.Name, c, evts.Name, e, evts.Name)
+	return cmds, evts, notShared(aggregate, len(cmds.Partitions), len(evts.Partitions))
+}
+
+// notShared is the error of topics whose partition counts (c, e) differ.
+func notShared(aggregate string, c, e int) error {
+	if c == e {
+		return nil
 	}
-	return cmds, evts, nil
+	cmds, evts := CommandsTopic(aggregate), EventsTopic(aggregate)
+	return fmt.Errorf("aggregates: %w: %s has %d partitions but %s has %d; an aggregate's commands and events must share partitions. "+
+		"If %s holds no events yet, delete it and let EnsureTopics recreate it; otherwise scale the aggregate with a new topic pair (docs/ARCHITECTURE.md, \"Scaling an aggregate\")",
+		ErrTopics, cmds, c, evts, e, evts)
 }
 
 // checkTopics is what a runner verifies before it handles a command, and
@@ -112,8 +118,9 @@ const TopicsWatch = 5 * time.Second
 // watchTopics halts the runner, within TopicsWatch, once partitions are
 // added to either topic: the group would not rebalance onto new command
 // partitions for minutes (metadata age), and meanwhile keys would be
-// homed by a count that no longer holds. An unreachable broker is the
-// probe's business: a failed describe is only tried again.
+// homed by a count that no longer holds. It asks only for the counts (one
+// metadata request). An unreachable broker is the probe's business: a
+// failed request is only tried again.
 func (r *Runner[S]) watchTopics(ctx context.Context, adm *streams.Admin) {
 	t := time.NewTicker(TopicsWatch)
 	defer t.Stop()
@@ -123,20 +130,19 @@ func (r *Runner[S]) watchTopics(ctx context.Context, adm *streams.Admin) {
 			return
 		case <-t.C:
 		}
-		cmds, evts, err := describeTopics(ctx, adm, r.agg.name)
-		if errors.Is(err, ErrTopics) {
-			r.halt(err)
-			return
-		}
+		cmds, evts := CommandsTopic(r.agg.name), EventsTopic(r.agg.name)
+		counts, err := adm.PartitionCounts(ctx, cmds, evts)
 		if err != nil {
 			continue
 		}
-		for _, n := range []int{len(cmds.Partitions), len(evts.Partitions)} {
-			if n != r.partitions {
-				r.halt(fmt.Errorf("%w: partitions were added to %s and %s while the runner ran (it started with %d, they have %d now); partitions cannot be added to an aggregate's topics: scale it with a new topic pair (docs/ARCHITECTURE.md, \"Scaling an aggregate\")",
-					ErrTopics, cmds.Name, evts.Name, r.partitions, n))
-				return
-			}
+		if err := notShared(r.agg.name, counts[cmds], counts[evts]); err != nil {
+			r.halt(err)
+			return
+		}
+		if n := counts[cmds]; n != r.partitions {
+			r.halt(fmt.Errorf("%w: partitions were added to %s and %s while the runner ran (it started with %d, they have %d now); partitions cannot be added to an aggregate's topics: scale it with a new topic pair (docs/ARCHITECTURE.md, \"Scaling an aggregate\")",
+				ErrTopics, cmds, evts, r.partitions, n))
+			return
 		}
 	}
 }

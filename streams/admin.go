@@ -136,6 +136,29 @@ func (a *Admin) ListTopics(ctx context.Context, withInternal bool) ([]TopicSumma
 	return out, nil
 }
 
+// PartitionCounts returns the partition count of each of topics, from one
+// metadata request (DescribeTopic also reads offsets and configs); a topic
+// that does not exist gives ErrTopicNotFound.
+func (a *Admin) PartitionCounts(ctx context.Context, topics ...string) (map[string]int, error) {
+	tds, err := a.adm.ListTopics(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("streams: partition counts: %w", err)
+	}
+	out := make(map[string]int, len(topics))
+	for _, name := range topics {
+		td, ok := tds[name]
+		if !ok || td.Err != nil {
+			err := ErrTopicNotFound
+			if ok && !errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+				err = td.Err
+			}
+			return nil, fmt.Errorf("streams: partition counts: topic %q: %w", name, err)
+		}
+		out[name] = len(td.Partitions)
+	}
+	return out, nil
+}
+
 // PartitionInfo describes one partition of a topic.
 type PartitionInfo struct {
 	Partition   int32

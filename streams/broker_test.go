@@ -349,8 +349,14 @@ func TestAdminTopics(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].Name != "compacted" || list[0].Partitions != 3 {
 		t.Fatalf("list: %+v %v", list, err)
 	}
+	if n, err := adm.PartitionCounts(ctx, "compacted"); err != nil || n["compacted"] != 3 {
+		t.Fatalf("partition counts: %v %v", n, err)
+	}
 	if err := adm.DeleteTopic(ctx, "compacted"); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := adm.PartitionCounts(ctx, "compacted"); !errors.Is(err, streams.ErrTopicNotFound) {
+		t.Fatalf("partition counts of a deleted topic: want ErrTopicNotFound, got %v", err)
 	}
 	if _, err := adm.DescribeTopic(ctx, "compacted"); !errors.Is(err, streams.ErrTopicNotFound) {
 		t.Fatalf("describe deleted: want ErrTopicNotFound, got %v", err)
