@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/sr"
-
 	"github.com/recq/recq/aggregates"
 	"github.com/recq/recq/internal/testenv"
 	"github.com/recq/recq/schema"
@@ -55,18 +53,9 @@ func counterTopics(ctx context.Context, t *testing.T, dev *testenv.Dev, name str
 	if err := aggregates.EnsureTopics(ctx, streams.NewAdmin(testenv.Client(t, dev.Addr)), name, 2); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := sr.NewClient(sr.URLs(dev.Registry))
-	if err != nil {
+	serde := serdeAt(t, dev.Registry)
+	if err := serde.Register(ctx, aggregates.CommandsTopic(name), counterAdd{}, counterReset{}); err != nil {
 		t.Fatal(err)
-	}
-	serde, err := schema.NewSerde(cl, schema.WithAutoRegister(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, cmd := range []any{counterAdd{N: 1}, counterReset{}} {
-		if _, _, err := serde.Encode(ctx, aggregates.CommandsTopic(name), cmd); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return serde
 }

@@ -24,11 +24,7 @@ type listedSchema struct {
 // latest with ?latestOnly=true, paginated by ?offset= and ?limit= (a limit
 // of 0 or less is none).
 func (s *Server) listSchemas(r *http.Request) (any, error) {
-	offset, err := intParam(r, "offset", 0)
-	if err != nil {
-		return nil, err
-	}
-	limit, err := intParam(r, "limit", -1)
+	offset, limit, err := pageParams(r)
 	if err != nil {
 		return nil, err
 	}
@@ -58,11 +54,7 @@ func (s *Server) listSchemas(r *http.Request) (any, error) {
 // GET /contexts: the default context is the only one (?contextPrefix=,
 // ?offset= and ?limit= filter it as Confluent does).
 func (s *Server) listContexts(r *http.Request) (any, error) {
-	offset, err := intParam(r, "offset", 0)
-	if err != nil {
-		return nil, err
-	}
-	limit, err := intParam(r, "limit", -1)
+	offset, limit, err := pageParams(r)
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +112,14 @@ func intParam(r *http.Request, name string, def int) (int, error) {
 		return 0, apiErrorf(codeBadRequest, "Invalid %s %q: want an integer", name, raw)
 	}
 	return n, nil
+}
+
+// pageParams reads ?offset= (default 0) and ?limit= (default: none).
+func pageParams(r *http.Request) (offset, limit int, err error) {
+	if offset, err = intParam(r, "offset", 0); err == nil {
+		limit, err = intParam(r, "limit", -1)
+	}
+	return offset, limit, err
 }
 
 // page returns the page of items from offset (negative: 0) of at most limit
