@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/recq/recq/internal/testenv"
 )
 
 // The page, driven in headless Chromium: a list created through its form
@@ -81,16 +84,12 @@ func TestTodoPageInChromium(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.Click(`#items li:first-child input[type=checkbox]`)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if v := e.list(ctx, id); len(v.Items) == 2 && v.Items[0].Done && !v.Items[1].Done {
-			break
+	testenv.Eventually(t, "the clicked checkbox checking the item", 20*time.Second, func() error {
+		if v := e.list(ctx, id); len(v.Items) != 2 || !v.Items[0].Done || v.Items[1].Done {
+			return fmt.Errorf("the list is %+v", v)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the clicked checkbox never checked the item: %+v", e.list(ctx, id))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	if err := chromedp.Do(bctx, chromedp.WaitVisible(`#items li.done`)); err != nil {
 		t.Fatalf("the page never showed the item checked: %v", err)
 	}
