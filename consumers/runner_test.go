@@ -1,6 +1,7 @@
 package consumers_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -423,5 +424,61 @@ func TestHandlersPublishInTheEventsFlow(t *testing.T) {
 		if !ok || env.CausationID != cause.ID || env.CorrelationID != cause.CorrelationID || env.CorrelationID == "" {
 			t.Fatalf("mail %+v: want causation %q and correlation %q of its event", env, cause.ID, cause.CorrelationID)
 		}
+	}
+}
+
+// The failure Status shows belongs to the partition that fails: another
+// partition recovering from its own failure does not hide it. Both fail in
+// one poll; the flaky one is held in its second attempt until the stuck
+// one's failure is the one shown, then let succeed.
+func TestStatusKeepsAFailureAnotherPartitionsRecoveryDoesNotEnd(t *testing.T) {
+	b := newBank(t, 2)
+	var stuck, flaky string // accounts on partitions 0 and 1
+	for i := 0; stuck == "" || flaky == ""; i++ {
+		acct := fmt.Sprint("acct-", i)
+		switch streams.KeyPartition([]byte(acct), 2) {
+		case 0:
+			stuck = cmp.Or(stuck, acct)
+		case 1:
+			flaky = cmp.Or(flaky, acct)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	must(t, b.pub.Publish(ctx, b.record(ctx, flaky, Deposited{Amount: 5}), b.record(ctx, stuck, Deposited{Amount: 7})))
+	var flakyFailed atomic.Bool
+	release := make(chan struct{})
+	p, _ := checkedProjector("failing", 1, func(md consumers.Metadata, _ int64) error {
+		switch md.Key() {
+		case stuck:
+			return deadletter.Transient(errors.New("the stuck account's dependency is down"))
+		case flaky:
+			if flakyFailed.CompareAndSwap(false, true) {
+				return deadletter.Transient(errors.New("a blip"))
+			}
+			<-release
+		}
+		return nil
+	})
+	var logs testenv.LogBuffer
+	r, _ := start(t, b, p, consumers.WithLogger(logs.Logger()),
+		consumers.WithRetryPolicy(deadletter.Policy{Backoff: 4 * time.Second, MaxBackoff: 4 * time.Second}))
+	testenv.WaitFor(t, "both failing, the stuck one shown", 30*time.Second, func() bool {
+		f := r.Status().Failing
+		return flakyFailed.Load() && f != nil && f.Partition.Partition == 0
+	})
+	close(release)
+	// Its partition's batch commits only with the stuck one's (one poll),
+	// so its recovery shows in the log, written after Status is updated.
+	testenv.WaitFor(t, "the flaky account's partition recovered", 30*time.Second, func() bool {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, "msg=recovered") && strings.Contains(line, "partition="+topic+"/1 ") {
+				return true
+			}
+		}
+		return false
+	})
+	if f := r.Status().Failing; f == nil || f.Partition.Partition != 0 || !strings.Contains(f.Error, "stuck account") {
+		t.Fatalf("after partition 1 recovered, Status.Failing is %+v; want partition 0's failure, which goes on", f)
 	}
 }
