@@ -31,6 +31,7 @@ bench:
 	scripts/bench-consume.sh
 	$(GO) test -run '^$$' -bench RunnerStart -benchtime 20x -count 3 ./consumers/
 	$(GO) test -run '^$$' -bench Commit -benchtime 300x -count 3 ./consumers/state/
+	$(GO) test -run '^$$' -bench Saga -benchtime 1x -count 3 -timeout 20m ./sagas/
 	scripts/bench-todo.sh --requests 5000 --concurrency 32
 	scripts/bench-todo.sh --requests 300 --concurrency 1
 

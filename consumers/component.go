@@ -114,7 +114,7 @@ type handler struct {
 // pending is a handler registered by Go type; NewRunner asks the codec for
 // the type's name.
 type pending struct {
-	sample any
+	sample any // nil: h.name is set (OnRecord)
 	h      handler
 }
 
@@ -201,17 +201,32 @@ func On[E any](c *Consumer, fn func(ctx context.Context, evt E, md Metadata) err
 	c.pending = append(c.pending, pending{sample: &sample, h: h})
 }
 
+// OnRecord registers fn for records whose recq-type is typeName, handed
+// over undecoded: for records that are not a codec's payloads, or for a
+// component built on the runner that decodes for itself (sagas). Failures
+// are handled as On's.
+func OnRecord(c *Consumer, typeName string, fn func(ctx context.Context, r *kgo.Record, md Metadata) error, opts ...HandlerOption) {
+	h := handler{name: typeName, fn: func(ctx context.Context, _ streams.Codec, r *kgo.Record, md Metadata) error { return fn(ctx, r, md) }}
+	for _, o := range opts {
+		o(&h)
+	}
+	c.pending = append(c.pending, pending{h: h})
+}
+
 // bind names c's handlers through codec.
 func (c *Consumer) bind(codec streams.TypedCodec) (map[string]*handler, error) {
 	hs := make(map[string]*handler, len(c.pending))
 	for _, p := range c.pending {
-		name, err := codec.TypeName(p.sample)
-		if err != nil {
-			return nil, fmt.Errorf("consumers: %s: handler for %T: %w", c.Group(), p.sample, err)
+		name := p.h.name
+		if p.sample != nil {
+			var err error
+			if name, err = codec.TypeName(p.sample); err != nil {
+				return nil, fmt.Errorf("consumers: %s: handler for %T: %w", c.Group(), p.sample, err)
+			}
 		}
 		if p.h.policy != nil {
 			if err := p.h.policy.Validate(); err != nil {
-				return nil, fmt.Errorf("consumers: %s: handler for %T: %w", c.Group(), p.sample, err)
+				return nil, fmt.Errorf("consumers: %s: handler for %s: %w", c.Group(), name, err)
 			}
 		}
 		h := p.h

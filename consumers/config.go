@@ -1,6 +1,7 @@
 package consumers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,6 +60,32 @@ type RunnerConfig struct {
 	Hooks deadletter.Hooks
 	// Logger receives retries and rebalances. Nil: slog.Default().
 	Logger *slog.Logger
+	// Copartitioned assigns partition i of every topic read to one member
+	// (Kafka's range assignor) instead of spreading them (cooperative
+	// sticky): for a component whose key meets in partition i of several
+	// topics (sagas: their routed topic and its retry topic).
+	Copartitioned bool
+	// Participant is told of the runner's claims and releases and asked to
+	// flush before each commit: the seam for a component built on the loop
+	// that keeps per-partition state or produces records (sagas). Nil: none.
+	Participant Participant
+}
+
+// Participant takes part in a runner's partitions. Its methods are called
+// from the runner's goroutines, for different partitions concurrently.
+type Participant interface {
+	// Claimed says the member holds the partition under a new lease: after
+	// an assignment, and again after a fenced commit, when what the member
+	// handled since its last commit was not applied. Forget anything of the
+	// partition learnt before. An error is retried like a store's.
+	Claimed(ctx context.Context, l state.Lease) error
+	// Released says the partition is no longer the member's.
+	Released(p state.Partition)
+	// Flush returns once everything the handlers of p produced is
+	// acknowledged by the broker; it is called before each batch of p
+	// commits, so a position never passes a record that could be lost. An
+	// error fails the commit, which is retried.
+	Flush(ctx context.Context, p state.Partition) error
 }
 
 // Validate reports a configuration that cannot work.
@@ -123,6 +150,13 @@ func WithParking(on bool) RunnerOption { return func(c *RunnerConfig) { c.Parkin
 
 // WithHooks sets the retry, dead event and redrive hooks.
 func WithHooks(h deadletter.Hooks) RunnerOption { return func(c *RunnerConfig) { c.Hooks = h } }
+
+// WithCopartitioning assigns partition i of every topic to one member (see
+// RunnerConfig.Copartitioned).
+func WithCopartitioning() RunnerOption { return func(c *RunnerConfig) { c.Copartitioned = true } }
+
+// WithParticipant sets the runner's participant (see Participant).
+func WithParticipant(p Participant) RunnerOption { return func(c *RunnerConfig) { c.Participant = p } }
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) RunnerOption { return func(c *RunnerConfig) { c.Logger = l } }

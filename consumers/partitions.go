@@ -20,6 +20,11 @@ func (r *Runner) commit(ctx, work context.Context, b state.Batch, lease state.Le
 	key := lease.Partition
 	var fenced error
 	if !r.retry(ctx, key, next-1, func() error {
+		if pt := r.cfg.Participant; pt != nil {
+			if err := pt.Flush(work, key); err != nil {
+				return err
+			}
+		}
 		err := b.Commit(work, next)
 		if errors.Is(err, state.ErrFenced) {
 			fenced = err
@@ -102,6 +107,9 @@ func (r *Runner) claim(ctx context.Context, key state.Partition) (state.Lease, e
 	var l state.Lease
 	ok := r.retry(ctx, key, -1, func() (err error) {
 		l, err = r.batches.Claim(ctx, r.group, key)
+		if err == nil && r.cfg.Participant != nil {
+			err = r.cfg.Participant.Claimed(ctx, l)
+		}
 		return err
 	})
 	if !ok {
@@ -298,7 +306,11 @@ func (r *Runner) lost(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
 	defer r.mu.Unlock()
 	for t, ns := range ps {
 		for _, n := range ns {
-			delete(r.parts, state.Partition{Topic: t, Partition: n})
+			key := state.Partition{Topic: t, Partition: n}
+			delete(r.parts, key)
+			if pt := r.cfg.Participant; pt != nil {
+				pt.Released(key)
+			}
 		}
 	}
 	r.notifyLocked()

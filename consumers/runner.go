@@ -194,6 +194,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	if r.cfg.SessionTimeout > 0 {
 		opts = append(opts, kgo.SessionTimeout(r.cfg.SessionTimeout))
 	}
+	if r.cfg.Copartitioned {
+		opts = append(opts, kgo.Balancers(kgo.RangeBalancer()))
+	}
 	// The group may assign partitions before Dial returns; the callbacks
 	// find the state ready.
 	r.mu.Lock()

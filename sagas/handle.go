@@ -1,0 +1,344 @@
+package sagas
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/recq/recq/consumers"
+	"github.com/recq/recq/consumers/state"
+	"github.com/recq/recq/deadletter"
+	"github.com/recq/recq/sagas/store"
+	"github.com/recq/recq/streams"
+)
+
+// route is the first step of an input event: it reads the association
+// and produces the event, unchanged, to the routed topic keyed by it, so
+// every event of one association meets in one partition. Nothing of an
+// instance is touched here.
+func (r *Runner[S]) route(ctx context.Context, rt *route[S], rec *kgo.Record, md consumers.Metadata) error {
+	evt, err := rt.decode(ctx, r.codec, rec.Topic, rec.Value)
+	if err != nil {
+		return fmt.Errorf("sagas: decode %s at %s/%d@%d: %w", md.Type(), md.Topic, md.Partition, md.Offset, err)
+	}
+	a, err := rt.associate(evt)
+	if err != nil {
+		return err
+	}
+	out := r.copyRecord(rec, a)
+	streams.SetHeader(out, HeaderAssociation, a)
+	streams.SetHeader(out, HeaderSource, fmt.Sprintf("%s/%d@%d", md.Topic, md.Partition, md.Offset))
+	streams.SetHeader(out, HeaderTime, strconv.FormatInt(rec.Timestamp.UnixMilli(), 10))
+	r.produce(ctx, state.Partition{Topic: rec.Topic, Partition: rec.Partition}, out)
+	return nil
+}
+
+// copyRecord is rec for the routed topic, keyed and placed by key, with
+// its headers and timestamp (the event's time, which deadlines compare).
+func (r *Runner[S]) copyRecord(rec *kgo.Record, key string) *kgo.Record {
+	return &kgo.Record{Topic: r.routed, Key: []byte(key), Value: rec.Value, Timestamp: rec.Timestamp,
+		Headers: slices.Clone(rec.Headers), Partition: streams.KeyPartition([]byte(key), r.partitions)}
+}
+
+// handleEvent is the second step: an event of the routed topic is handled
+// for its instance, by the member owning the instance's partition.
+func (r *Runner[S]) handleEvent(ctx context.Context, rt *route[S], rec *kgo.Record, md consumers.Metadata) error {
+	ev, err := readEvent(rec, md)
+	if err != nil {
+		return err
+	}
+	h := r.home(md.Partition)
+	h.lock()
+	defer h.mu.Unlock()
+	is := view[S]{r, h}
+	v, err := r.eng.locate(ctx, is, rt, ev)
+	switch {
+	case err != nil:
+		return err
+	case v.skip != "":
+		r.log.Debug("event skipped: "+v.skip, "id", ev.id, "type", ev.typ)
+		return nil
+	case v.forward != "":
+		out := r.copyRecord(rec, v.forward)
+		streams.SetHeader(out, HeaderInstance, v.forward)
+		r.produce(ctx, state.Partition{Topic: rec.Topic, Partition: rec.Partition}, out)
+		return nil
+	}
+	evt, err := rt.decode(ctx, r.codec, rec.Topic, rec.Value)
+	if err != nil {
+		return fmt.Errorf("sagas: decode %s at %s/%d@%d: %w", md.Type(), md.Topic, md.Partition, md.Offset, err)
+	}
+	out, err := r.eng.handle(ctx, v.in, v.newID, md.Partition, rt, evt, ev)
+	if err != nil || out == nil {
+		return err // nil: a copy of an event the instance handled
+	}
+	r.save(ctx, h, md.Partition, v.in, out)
+	return nil
+}
+
+// handleFiring handles a deadline's firing record: the deadline fires if
+// it is still pending, so a second firing does nothing.
+func (r *Runner[S]) handleFiring(ctx context.Context, rec *kgo.Record, md consumers.Metadata) error {
+	id, _ := streams.Header(rec, HeaderInstance)
+	dl, _ := streams.Header(rec, HeaderDeadline)
+	if id == "" || dl == "" {
+		return fmt.Errorf("sagas: a %s record at %s/%d@%d without %s and %s headers: not written by a saga runner", DeadlineType, md.Topic, md.Partition, md.Offset, HeaderInstance, HeaderDeadline)
+	}
+	h := r.home(md.Partition)
+	h.lock()
+	defer h.mu.Unlock()
+	in, err := view[S]{r, h}.load(ctx, id)
+	if err != nil || in == nil {
+		return err
+	}
+	out, err := r.eng.fire(ctx, in, dl)
+	if err != nil || out == nil {
+		return err
+	}
+	r.save(ctx, h, md.Partition, in, out)
+	return nil
+}
+
+// save queues the instance's change in the batch, keeps it as this
+// member's latest, and tells the timers once the batch commits.
+func (r *Runner[S]) save(ctx context.Context, h *home, partition int32, old, out *store.Instance) {
+	r.store.Save(ctx, r.group, old, out)
+	h.inst[out.ID] = out
+	var before []store.Deadline
+	if old != nil {
+		before = old.Deadlines
+	}
+	after := out.Deadlines
+	state.OnCommit(ctx, func() {
+		r.timers.update(partition, out.ID, before, after)
+		if out.Ended {
+			h.ended(out)
+		}
+	})
+}
+
+// firing is the value of a firing record, for people reading the topic.
+type firing struct {
+	Instance string    `json:"instance"`
+	Deadline string    `json:"deadline"`
+	Name     string    `json:"name"`
+	Due      time.Time `json:"due"`
+}
+
+// fire produces the firing record of a due deadline to the instance's
+// partition. Its id is the deadline's, on every firing.
+func (r *Runner[S]) fire(partition int32, d store.Due) {
+	v, _ := json.Marshal(firing{Instance: d.Instance, Deadline: d.ID, Name: d.Name, Due: d.Due})
+	rec := &kgo.Record{Topic: r.routed, Key: []byte(d.Instance), Value: v, Partition: partition}
+	streams.Envelope{Type: DeadlineType, ID: d.ID}.Write(rec)
+	streams.SetHeader(rec, HeaderInstance, d.Instance)
+	streams.SetHeader(rec, HeaderDeadline, d.ID)
+	r.pub.PublishAsync(context.Background(), rec, func(_ *kgo.Record, err error) {
+		if err != nil {
+			r.log.Warn("producing a deadline's firing failed; it fires again later", "instance", d.Instance, "deadline", d.Name, "err", err)
+		}
+	})
+}
+
+// readEvent reads what the saga headers of a routed event say.
+func readEvent(rec *kgo.Record, md consumers.Metadata) (event, error) {
+	ev := event{id: md.ID(), typ: md.Type(), at: rec.Timestamp.UTC()}
+	ev.assoc, _ = streams.Header(rec, HeaderAssociation)
+	ev.target, _ = streams.Header(rec, HeaderInstance)
+	src, _ := streams.Header(rec, HeaderSource)
+	from, off, ok := strings.Cut(src, "@")
+	n, err := strconv.ParseInt(off, 10, 64)
+	if ev.assoc == "" || !ok || err != nil {
+		return ev, fmt.Errorf("sagas: routed record at %s/%d@%d without valid %s and %s headers (%q, %q): not written by a saga runner", md.Topic, md.Partition, md.Offset, HeaderAssociation, HeaderSource, ev.assoc, src)
+	}
+	ev.from, ev.offset = from, n
+	if ms, err := strconv.ParseInt(header(rec, HeaderTime), 10, 64); err == nil {
+		ev.at = time.UnixMilli(ms).UTC()
+	}
+	return ev, nil
+}
+
+func header(rec *kgo.Record, key string) string {
+	v, _ := streams.Header(rec, key)
+	return v
+}
+
+// home returns the member's view of a routed partition.
+func (r *Runner[S]) home(p int32) *home {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := r.homes[p]
+	if h == nil {
+		h = &home{inst: map[string]*store.Instance{}}
+		r.homes[p] = h
+	}
+	return h
+}
+
+// view finds instances for the engine: the member's own first (they are
+// ahead of the store by the batches not committed yet), then the store.
+type view[S any] struct {
+	r *Runner[S]
+	h *home
+}
+
+func (v view[S]) load(ctx context.Context, id string) (*store.Instance, error) {
+	if in, ok := v.h.inst[id]; ok {
+		return in, nil
+	}
+	in, err := v.r.store.Load(ctx, v.r.group, id)
+	if err == nil && in != nil && !in.Ended {
+		v.h.inst[id] = in
+	}
+	return in, err
+}
+
+func (v view[S]) resolve(ctx context.Context, assoc string) (*store.Instance, string, error) {
+	own, ok := v.h.inst[assoc]
+	if ok && slices.Contains(own.Associations, assoc) {
+		return own, "", nil
+	}
+	stored, indexed, err := v.r.store.Resolve(ctx, v.r.group, assoc)
+	if err != nil {
+		return nil, "", err
+	}
+	if !ok && stored != nil && !stored.Ended {
+		v.h.inst[assoc] = stored
+	}
+	if ok {
+		stored = own
+	}
+	return stored, indexed, nil
+}
+
+// produce sends rec, counted as in flight for the batch of key until the
+// broker acknowledges it; a record the broker refused is sent again by
+// the batch's Flush.
+func (r *Runner[S]) produce(ctx context.Context, key state.Partition, rec *kgo.Record) {
+	f := r.flight(key)
+	f.add()
+	r.pub.PublishAsync(context.WithoutCancel(ctx), rec, func(rec *kgo.Record, err error) { f.done(rec, err) })
+}
+
+func (r *Runner[S]) flight(key state.Partition) *flight {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f := r.flying[key]
+	if f == nil {
+		f = &flight{}
+		r.flying[key] = f
+	}
+	return f
+}
+
+// flight counts a batch partition's records in flight.
+type flight struct {
+	mu     sync.Mutex
+	n      int
+	idle   chan struct{} // closed when n reaches 0
+	failed []*kgo.Record
+}
+
+func (f *flight) add() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == 0 {
+		f.idle = make(chan struct{})
+	}
+	f.n++
+}
+
+func (f *flight) done(rec *kgo.Record, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err != nil {
+		f.failed = append(f.failed, rec)
+	}
+	if f.n--; f.n == 0 {
+		close(f.idle)
+	}
+}
+
+// wait returns once nothing is in flight, or ctx ended, with the records
+// that failed (taken: the caller sends them again).
+func (f *flight) wait(ctx context.Context) ([]*kgo.Record, error) {
+	f.mu.Lock()
+	idle, n := f.idle, f.n
+	f.mu.Unlock()
+	if n > 0 {
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	failed := f.failed
+	f.failed = nil
+	return failed, nil
+}
+
+// participant is the runner's seam in the consumers loop.
+type participant[S any] struct{ r *Runner[S] }
+
+func (p participant[S]) Claimed(ctx context.Context, l state.Lease) error {
+	r := p.r
+	switch l.Partition.Topic {
+	case r.routed:
+		dues, err := r.store.Deadlines(ctx, r.group, l.Partition.Partition)
+		if err != nil {
+			return err
+		}
+		r.forget(l.Partition.Partition)
+		r.timers.replace(l.Partition.Partition, dues)
+	case deadletter.RetryTopic(r.group):
+		// Its batches write the instances of the routed partition of the
+		// same number: what the member holds of them may be ahead of the
+		// store now.
+		r.forget(l.Partition.Partition)
+	}
+	return nil
+}
+
+func (p participant[S]) Released(key state.Partition) {
+	r := p.r
+	if key.Topic == r.routed {
+		r.forget(key.Partition)
+		r.timers.drop(key.Partition)
+	}
+}
+
+func (p participant[S]) Flush(ctx context.Context, key state.Partition) error {
+	f := p.r.flight(key)
+	failed, err := f.wait(ctx)
+	if err != nil {
+		return err
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	if err := p.r.pub.Publish(ctx, failed...); err != nil {
+		// Keep what still failed for the next attempt.
+		f.mu.Lock()
+		f.failed = append(f.failed, failed...)
+		f.mu.Unlock()
+		return fmt.Errorf("sagas: %s: routing records before the commit of %s: %w", p.r.group, key, err)
+	}
+	return nil
+}
+
+// forget drops what the member holds of a routed partition's instances.
+func (r *Runner[S]) forget(p int32) {
+	h := r.home(p)
+	h.lock()
+	h.inst = map[string]*store.Instance{}
+	h.mu.Unlock()
+}
