@@ -58,7 +58,7 @@ func main() {
 	flag.DurationVar(&c.session, "session-timeout", 0, "how long the group waits for a member that stopped answering (0: franz-go's default, 45s)")
 	flag.DurationVar(&c.send, "send-timeout", 0, "how long a command waits for its answer before the handler is retried (0: 30s)")
 	flag.DurationVar(&c.saga.PaymentTimeout, "payment-timeout", shop.DefaultPaymentTimeout, "how long after an order is placed its payment is due")
-	flag.StringVar(&c.http, "http", "", "address serving /health/ (livez, readyz, status); empty: none")
+	flag.StringVar(&c.http, "http", "", "address serving /health/ (livez, readyz, status) and /sagas/ (the instances, for recq sagas --http); empty: none")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), `Usage: saga [flags]
 
@@ -126,6 +126,7 @@ func run(ctx context.Context, c config) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/health/", http.StripPrefix("/health", health.Handler(r)))
+		mux.Handle("/sagas/", sagas.InspectHandler(r.Group(), st)) // recq sagas list|show --http
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
