@@ -20,6 +20,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/recq/recq/aggregates"
 	"github.com/recq/recq/schema"
@@ -57,6 +63,34 @@ func Rejected(err, target error) bool {
 	}
 	var rej *aggregates.RejectedError
 	return errors.As(err, &rej) && rej.Err != nil && rej.Err.Error() == target.Error()
+}
+
+// Connect makes the binaries' serde on the registry at registry and runs
+// Setup within 30 s.
+func Connect(ctx context.Context, brokers []string, registry string, partitions int32) (*schema.Serde, error) {
+	src, err := sr.NewClient(sr.URLs(registry))
+	if err != nil {
+		return nil, err
+	}
+	serde, err := schema.NewSerde(src, schema.WithAutoRegister(true))
+	if err != nil {
+		return nil, err
+	}
+	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return serde, Setup(setup, brokers, serde, partitions)
+}
+
+// RedisOptions reads a -redis flag: redis://host:port/db or host:port.
+func RedisOptions(v string) (*redis.Options, error) {
+	if strings.Contains(v, "://") {
+		o, err := redis.ParseURL(v)
+		if err != nil {
+			return nil, fmt.Errorf("-redis %q: %w (want redis://host:port/db or host:port)", v, err)
+		}
+		return o, nil
+	}
+	return &redis.Options{Addr: v}, nil
 }
 
 // Setup creates the aggregates' topics (partitions each, if missing) and

@@ -23,14 +23,12 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/recq/recq/aggregates"
 	"github.com/recq/recq/aggregates/snapshot"
 	"github.com/recq/recq/consumers/state"
 	"github.com/recq/recq/examples/shop"
 	"github.com/recq/recq/health"
-	"github.com/recq/recq/schema"
 )
 
 type config struct {
@@ -75,22 +73,13 @@ Flags:
 }
 
 func run(ctx context.Context, c config) error {
-	src, err := sr.NewClient(sr.URLs(c.registry))
+	serde, err := shop.Connect(ctx, c.brokers, c.registry, int32(c.partitions))
 	if err != nil {
-		return err
-	}
-	serde, err := schema.NewSerde(src, schema.WithAutoRegister(true))
-	if err != nil {
-		return err
-	}
-	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := shop.Setup(setup, c.brokers, serde, int32(c.partitions)); err != nil {
 		return err
 	}
 	opts := []aggregates.RunnerOption{aggregates.WithInstanceID(c.instance), aggregates.WithSessionTimeout(c.session)}
 	if c.redis != "" {
-		o, err := redisOptions(c.redis)
+		o, err := shop.RedisOptions(c.redis)
 		if err != nil {
 			return err
 		}
@@ -146,13 +135,3 @@ func run(ctx context.Context, c config) error {
 }
 
 // redisOptions reads a redis:// URL or a bare host:port.
-func redisOptions(v string) (*redis.Options, error) {
-	if strings.Contains(v, "://") {
-		o, err := redis.ParseURL(v)
-		if err != nil {
-			return nil, fmt.Errorf("-redis %q: %w (want redis://host:port/db or host:port)", v, err)
-		}
-		return o, nil
-	}
-	return &redis.Options{Addr: v}, nil
-}

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/recq/recq/aggregates"
 	"github.com/recq/recq/consumers"
@@ -31,7 +30,6 @@ import (
 	"github.com/recq/recq/health"
 	"github.com/recq/recq/sagas"
 	"github.com/recq/recq/sagas/store"
-	"github.com/recq/recq/schema"
 )
 
 type config struct {
@@ -82,22 +80,13 @@ Flags:
 }
 
 func run(ctx context.Context, c config) error {
-	src, err := sr.NewClient(sr.URLs(c.registry))
+	serde, err := shop.Connect(ctx, c.brokers, c.registry, int32(c.partitions))
 	if err != nil {
-		return err
-	}
-	serde, err := schema.NewSerde(src, schema.WithAutoRegister(true))
-	if err != nil {
-		return err
-	}
-	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := shop.Setup(setup, c.brokers, serde, int32(c.partitions)); err != nil {
 		return err
 	}
 	st := store.NewMemory()
 	if c.redis != "" {
-		o, err := redisOptions(c.redis)
+		o, err := shop.RedisOptions(c.redis)
 		if err != nil {
 			return err
 		}
@@ -107,6 +96,8 @@ func run(ctx context.Context, c config) error {
 			return err
 		}
 	}
+	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	iv, err := aggregates.NewInvoker(setup, c.brokers, serde)
 	if err != nil {
 		return err
@@ -144,13 +135,3 @@ func run(ctx context.Context, c config) error {
 }
 
 // redisOptions reads a redis:// URL or a bare host:port.
-func redisOptions(v string) (*redis.Options, error) {
-	if strings.Contains(v, "://") {
-		o, err := redis.ParseURL(v)
-		if err != nil {
-			return nil, fmt.Errorf("-redis %q: %w (want redis://host:port/db or host:port)", v, err)
-		}
-		return o, nil
-	}
-	return &redis.Options{Addr: v}, nil
-}
