@@ -116,7 +116,11 @@
 // poll's have landed), and so does a rebalance.
 //
 // A member whose commit is fenced (another member claimed the partition:
-// it was paused past its session timeout) claims the partition again
+// it was paused past its session timeout) asks the group coordinator
+// whether the partition is still assigned to it. A paused member is not
+// listed any more: it handles no more of the partition and waits for
+// franz-go to take it away, so its successor is never fenced in turn.
+// Still listed (the store lost its data), it claims the partition again
 // before its next poll and reads on from the stored position; batches
 // fetched before that are dropped, as they could start past it. Nothing
 // of such a zombie's batch is applied, but before its commit is fenced it

@@ -42,7 +42,7 @@ func (r *Runner) commit(ctx, work context.Context, b state.Batch, lease state.Le
 		return
 	}
 	if fenced != nil {
-		r.log.Warn("partition claimed by another owner; claiming it again", "partition", key, "err", fenced)
+		r.log.Warn("partition claimed by another owner; claiming it again if the group still assigns it here", "partition", key, "err", fenced)
 		r.mu.Lock()
 		if p := r.parts[key]; p != nil {
 			p.fenced = true
@@ -119,9 +119,11 @@ func (r *Runner) claim(ctx context.Context, key state.Partition) (state.Lease, e
 }
 
 // reclaimFenced takes a new lease for each partition whose commit was
-// fenced and moves it to the stored position: another owner may have
-// applied records since. poll is the poll whose batches are now stale.
-func (r *Runner) reclaimFenced(ctx context.Context, cl *kgo.Client, poll uint64) {
+// fenced and that the group coordinator still assigns to this member, and
+// moves it to the stored position: another owner may have applied records
+// since. poll is the poll whose batches are now stale. It reports whether
+// a fenced partition is left for a later call.
+func (r *Runner) reclaimFenced(ctx context.Context, cl *kgo.Client, poll uint64) (left bool) {
 	r.mu.Lock()
 	var fenced []state.Partition
 	for key, p := range r.parts {
@@ -131,8 +133,29 @@ func (r *Runner) reclaimFenced(ctx context.Context, cl *kgo.Client, poll uint64)
 	}
 	r.mu.Unlock()
 	if len(fenced) == 0 {
-		return
+		return false
 	}
+	// A member paused past its session timeout finds its commits fenced
+	// before franz-go learns it left the group: claiming then would fence
+	// the partition's new owner, and the two would take it from each other
+	// until the group caught up. Only the coordinator knows.
+	here, err := r.assignedHere(ctx, cl)
+	if err != nil {
+		r.log.Warn("cannot ask the group coordinator who owns the fenced partitions; asking again", "err", err)
+		return true
+	}
+	mine := fenced[:0]
+	for _, key := range fenced {
+		if here[key] {
+			mine = append(mine, key)
+		} else {
+			left = true
+		}
+	}
+	if left {
+		r.log.Info("fenced partitions not assigned to this member by the group coordinator; waiting for the group to take them away", "partitions", len(fenced)-len(mine))
+	}
+	fenced = mine
 	type claimed struct {
 		lease state.Lease
 		next  int64
@@ -142,7 +165,7 @@ func (r *Runner) reclaimFenced(ctx context.Context, cl *kgo.Client, poll uint64)
 	for _, key := range fenced {
 		l, err := r.claim(ctx, key)
 		if err != nil {
-			return // shutting down
+			return false // shutting down
 		}
 		next := l.Next
 		if next == state.NoPosition {
@@ -151,7 +174,8 @@ func (r *Runner) reclaimFenced(ctx context.Context, cl *kgo.Client, poll uint64)
 				err = starts.Error()
 			}
 			if err != nil {
-				r.log.Warn("cannot find the partition's start after a fenced commit; trying again after the next poll", "partition", key, "err", err)
+				r.log.Warn("cannot find the partition's start after a fenced commit; trying again", "partition", key, "err", err)
+				left = true
 				continue
 			}
 			o, _ := starts.Lookup(key.Topic, key.Partition)
@@ -166,8 +190,8 @@ func (r *Runner) reclaimFenced(ctx context.Context, cl *kgo.Client, poll uint64)
 	// The other owners may have sent records past these positions to the
 	// dead event queue: know them before handling those records again.
 	if err := r.syncQueue(ctx, offsets); err != nil {
-		r.log.Warn("reading the dead event queue after a fenced commit failed; trying again after the next poll", "err", err)
-		return
+		r.log.Warn("reading the dead event queue after a fenced commit failed; trying again", "err", err)
+		return true
 	}
 	for key, c := range reclaimed {
 		cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{key.Topic: {key.Partition: {Epoch: -1, Offset: c.next}}})
@@ -177,6 +201,34 @@ func (r *Runner) reclaimFenced(ctx context.Context, cl *kgo.Client, poll uint64)
 		}
 		r.mu.Unlock()
 	}
+	return left
+}
+
+// assignedHere asks the group coordinator which partitions it assigns to
+// this member now; none while the group rebalances or once the member's
+// session has expired.
+func (r *Runner) assignedHere(ctx context.Context, cl *kgo.Client) (map[state.Partition]bool, error) {
+	member, _ := cl.GroupMetadata()
+	gs, err := r.admin().DescribeGroups(ctx, r.group)
+	if err == nil {
+		err = gs.Error()
+	}
+	if err != nil {
+		return nil, err
+	}
+	here := map[state.Partition]bool{}
+	for _, m := range gs[r.group].Members {
+		a, ok := m.Assigned.AsConsumer()
+		if m.MemberID != member || !ok {
+			continue
+		}
+		for _, t := range a.Topics {
+			for _, n := range t.Partitions {
+				here[state.Partition{Topic: t.Topic, Partition: n}] = true
+			}
+		}
+	}
+	return here, nil
 }
 
 // assigned marks the member as joined. Partitions it adds are claimed in
@@ -189,6 +241,9 @@ func (r *Runner) assigned(_ context.Context, cl *kgo.Client, added map[string][]
 		r.adm = kadm.NewClient(cl)
 	}
 	r.joined = true
+	if len(added) > 0 {
+		r.log.Info("partitions assigned", "partitions", added)
+	}
 	if len(added) == 0 {
 		r.checkHeadLocked()
 		r.notifyLocked()
@@ -296,12 +351,22 @@ func (r *Runner) revoked(ctx context.Context, cl *kgo.Client, ps map[string][]in
 	if err := cl.CommitMarkedOffsets(ctx); err != nil {
 		r.log.Warn("committing offsets on revocation failed", "err", err)
 	}
-	r.lost(ctx, cl, ps)
+	if len(ps) > 0 {
+		r.log.Info("partitions revoked", "partitions", ps)
+	}
+	r.forget(ps)
 }
 
 // lost forgets partitions taken away without a chance to commit.
 func (r *Runner) lost(_ context.Context, _ *kgo.Client, ps map[string][]int32) {
 	r.commits.Wait() // they will fail (fenced) or land; either way before forgetting
+	if len(ps) > 0 {
+		r.log.Info("partitions lost with the group session", "partitions", ps)
+	}
+	r.forget(ps)
+}
+
+func (r *Runner) forget(ps map[string][]int32) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for t, ns := range ps {

@@ -73,7 +73,8 @@ type partition struct {
 	next   int64 // next offset to process
 	target int64 // the last stable offset when assigned: the head to reach
 	// fenced is set by a commit the store refused: another owner claimed
-	// the partition. The loop claims it again before its next poll.
+	// the partition. The loop claims it again before its next poll if
+	// the group coordinator still assigns it here (reclaimFenced).
 	fenced bool
 	// seeked is the last poll before the partition was re-seeked
 	// (reclaimFenced): batches of that poll or earlier were fetched from the old
@@ -318,6 +319,7 @@ func (r *Runner) who() string {
 
 // loop polls and handles until ctx ends.
 func (r *Runner) loop(ctx context.Context, cl *kgo.Client) {
+	var fencedLeft bool // by reclaimFenced: ask again within a second
 	for {
 		r.poll++
 		poll := r.poll
@@ -325,6 +327,9 @@ func (r *Runner) loop(ctx context.Context, cl *kgo.Client) {
 		// again and re-read even if no new record comes. So do writes a
 		// claim found held: they are applied between polls.
 		pctx, wake := context.WithCancel(ctx)
+		if fencedLeft {
+			pctx, wake = context.WithTimeout(ctx, time.Second)
+		}
 		r.mu.Lock()
 		r.wake = wake
 		r.wakeForHeldLocked()
@@ -339,7 +344,7 @@ func (r *Runner) loop(ctx context.Context, cl *kgo.Client) {
 		}
 		fs.EachError(func(t string, p int32, err error) {
 			switch {
-			case woken && errors.Is(err, context.Canceled):
+			case woken && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
 			case t == "": // not a fetch: franz-go reports the group session here
 				r.log.Warn("group session failed; franz-go rejoins", "err", err)
 			default:
@@ -372,7 +377,7 @@ func (r *Runner) loop(ctx context.Context, cl *kgo.Client) {
 		r.commits.Wait()
 		// Between polls, so that the next poll's records all come from
 		// the new positions.
-		r.reclaimFenced(ctx, cl, poll)
+		fencedLeft = r.reclaimFenced(ctx, cl, poll)
 		r.applyHeld(ctx, poll, commits)
 		for _, c := range commits {
 			r.commits.Go(c)

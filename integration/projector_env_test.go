@@ -233,17 +233,17 @@ func (e *statsEnv) waitCaughtUp(group string, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for {
 		pos := e.positions(group)
-		behind := 0
+		behind := map[int32]string{}
 		ends.Each(func(o kadm.ListedOffset) {
 			if pos[o.Partition] < o.Offset {
-				behind++
+				behind[o.Partition] = fmt.Sprintf("%d of %d", pos[o.Partition], o.Offset)
 			}
 		})
-		if behind == 0 {
+		if len(behind) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("group %s: %d partitions still behind after %v; positions %v", group, behind, timeout, pos)
+			e.t.Fatalf("group %s: %d partitions still behind after %v (position of head): %v", group, len(behind), timeout, behind)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -51,6 +51,9 @@ func StartEnv(t testing.TB, env []string, ready, bin string, args ...string) *Pr
 	if env != nil {
 		p.cmd.Env = append(os.Environ(), env...)
 	}
+	// Killed with the test binary (a timeout, an interrupted run): a
+	// leftover broker or frozen member would confuse the next run.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	pr, pw := io.Pipe()
 	p.cmd.Stdout, p.cmd.Stderr = pw, pw
 	if err := p.cmd.Start(); err != nil {
@@ -105,6 +108,9 @@ func (p *Proc) Output() string {
 
 // Signal sends sig (SIGSTOP, SIGCONT, ...) without waiting for anything.
 func (p *Proc) Signal(sig syscall.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Pid is the process's id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
 // Done is closed when the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
