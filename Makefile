@@ -32,6 +32,7 @@ bench:
 	$(GO) test -run '^$$' -bench RunnerStart -benchtime 20x -count 3 ./consumers/
 	$(GO) test -run '^$$' -bench Commit -benchtime 300x -count 3 ./consumers/state/
 	$(GO) test -run '^$$' -bench Saga -benchtime 1x -count 3 -timeout 20m ./sagas/
+	$(GO) test -run '^$$' -bench TracingOverhead -benchtime 1x -count 5 -v -timeout 20m ./tracing/
 	scripts/bench-todo.sh --requests 5000 --concurrency 32
 	scripts/bench-todo.sh --requests 300 --concurrency 1
 

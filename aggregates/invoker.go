@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/recq/recq/streams"
+	"github.com/recq/recq/tracing"
 )
 
 // DefaultRepliesTopic is where runners answer invokers unless told otherwise.
@@ -175,8 +177,12 @@ func (iv *Invoker) SendAsync(ctx context.Context, aggregate, id string, cmd any,
 		o(&cfg)
 	}
 	out := make(chan Outcome, 1)
+	var span trace.Span
 	deliver := func(o Outcome) {
 		o.CommandID = cfg.id
+		if span != nil {
+			tracing.End(span, o.Err)
+		}
 		out <- o
 		close(out)
 	}
@@ -185,6 +191,9 @@ func (iv *Invoker) SendAsync(ctx context.Context, aggregate, id string, cmd any,
 		deliver(Outcome{Err: fmt.Errorf("aggregates: send %T: %w", cmd, err)})
 		return out
 	}
+	// The command's round trip, from here to its reply, is one span: its
+	// send span, and all that the command causes, are its children.
+	ctx, span = tracing.Start(ctx, "invoke "+aggregate, trace.SpanKindClient, tracing.Flow{MessageID: cfg.id, Type: typ, AggregateID: id})
 	rec := &kgo.Record{Topic: CommandsTopic(aggregate), Key: []byte(id), Value: val}
 	streams.Envelope{Type: typ, ID: cfg.id, ReplyTo: iv.replies}.Write(rec)
 	if cfg.expected != AnyVersion {

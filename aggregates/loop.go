@@ -13,6 +13,7 @@ import (
 	"github.com/recq/recq/deadletter"
 	"github.com/recq/recq/internal/clock"
 	"github.com/recq/recq/streams"
+	"github.com/recq/recq/tracing"
 )
 
 // retryPolicy paces the runner's retries of a poll or batch that failed for
@@ -78,6 +79,7 @@ func (r *Runner[S]) Run(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(r.assigned),
 		kgo.OnPartitionsRevoked(r.drop),
 		kgo.OnPartitionsLost(r.drop),
+		tracing.ProducerHooks(streams.FlowOf), // as streams.NewClient's
 	}
 	if r.cfg.session > 0 {
 		opts = append(opts, kgo.SessionTimeout(r.cfg.session))

@@ -8,14 +8,18 @@ import (
 	"log/slog"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/recq/recq/deadletter"
 	"github.com/recq/recq/health"
 	"github.com/recq/recq/streams"
+	"github.com/recq/recq/tracing"
 )
 
 // Header names the command side adds to the recq envelope.
@@ -98,11 +102,7 @@ func NewRunner[S any](agg *Aggregate[S], codec Codec, brokers []string, opts ...
 		o(&r.cfg)
 	}
 	r.cache = newStateCache[S](r.cfg.cacheSize)
-	r.log = r.cfg.log
-	if r.log == nil {
-		r.log = slog.Default()
-	}
-	r.log = r.log.With("group", r.group)
+	r.log = streams.Logger(r.cfg.log).With("group", r.group)
 	var err error
 	if r.commands, err = newTypeTable(codec, agg.CommandTypes()); err != nil {
 		return nil, err
@@ -237,10 +237,23 @@ func (r *Runner[S]) batch(ctx context.Context, sess *kgo.GroupTransactSession, r
 // handle decides one command and returns the records to write: its events
 // and its reply. An error here is a failure to load or encode (the batch is
 // retried); a rejected command is an answer, not an error.
-func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) ([]*kgo.Record, error) {
+func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) (recs []*kgo.Record, err error) {
 	env, _ := streams.ReadEnvelope(rec)
 	ctx = streams.ContextWithMessage(ctx, env)
+	if tracing.Enabled() {
+		var span trace.Span
+		ctx, span = tracing.Process(ctx, rec, r.group, streams.FlowOf)
+		defer func() {
+			for _, o := range recs {
+				o.Context = ctx // their send spans are the command's children
+			}
+			tracing.End(span, err)
+		}()
+	}
 	reply := func(rp Reply) []*kgo.Record {
+		if rp.Code != "" {
+			trace.SpanFromContext(ctx).SetAttributes(attribute.String("recq.rejection", rp.Code))
+		}
 		if env.ReplyTo == "" {
 			return nil
 		}
@@ -282,7 +295,7 @@ func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) ([]*kgo.
 			return undecodable(fmt.Errorf("header %s=%q is not a version", HeaderExpectedVersion, v)), nil
 		}
 	}
-	events, err := r.agg.Decide(ctx, &e.in, cmd, expected)
+	events, err := r.decide(ctx, e, cmd, expected, env.Type)
 	if err != nil {
 		return reply(rejection(err)), nil
 	}
@@ -316,6 +329,18 @@ func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) ([]*kgo.
 		version = 0
 	}
 	return append(out, reply(Reply{Version: version, Events: len(events)})...), nil
+}
+
+// decide runs the aggregate's handler for cmd, in a span of its own
+// (TodoList.Handle(AddItem)) when tracing is on.
+func (r *Runner[S]) decide(ctx context.Context, e *entry[S], cmd any, expected int64, typ string) ([]any, error) {
+	if !tracing.Enabled() {
+		return r.agg.Decide(ctx, &e.in, cmd, expected)
+	}
+	ctx, span := tracing.Start(ctx, r.agg.name+".Handle("+typ[strings.LastIndexByte(typ, '.')+1:]+")", trace.SpanKindInternal, tracing.Flow{})
+	events, err := r.agg.Decide(ctx, &e.in, cmd, expected)
+	tracing.End(span, err)
+	return events, err
 }
 
 // dead is the dead event queue's record of a command that cannot be read.

@@ -109,6 +109,10 @@ type handler struct {
 	fn     func(ctx context.Context, codec streams.Codec, r *kgo.Record, md Metadata) error
 	name   string             // the event type's name
 	policy *deadletter.Policy // nil: the runner's
+	// span names its handler span (todo.stats.On(TodoItemAdded)); untraced
+	// handlers have none, nor a process span (Untraced).
+	span     string
+	untraced bool
 }
 
 // pending is a handler registered by Go type; NewRunner asks the codec for
@@ -125,6 +129,13 @@ type HandlerOption func(*handler)
 // (WithRetryPolicy).
 func Retry(p deadletter.Policy) HandlerOption {
 	return func(h *handler) { h.policy = &p }
+}
+
+// Untraced opts the handler out of tracing, for hot paths: its records get
+// no process or handler span, though what it publishes still joins the
+// flow's trace.
+func Untraced() HandlerOption {
+	return func(h *handler) { h.untraced = true }
 }
 
 // NewProjector defines a projector: it builds a read model from events of
@@ -230,6 +241,7 @@ func (c *Consumer) bind(codec streams.TypedCodec) (map[string]*handler, error) {
 			}
 		}
 		h := p.h
+		h.span = c.app + "." + c.name + ".On(" + name[strings.LastIndexByte(name, '.')+1:] + ")"
 		h.name = name
 		hs[name] = &h
 	}

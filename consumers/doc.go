@@ -154,6 +154,17 @@
 // event committed before it (CatchUp), which gives read-your-writes after
 // aggregates.Invoker.Send.
 //
+// # Tracing and logs
+//
+// With tracing on (tracing.Setup), each record is a "process <topic>" span,
+// the child of its producer's send span, through its routing, attempts and
+// dead event; each attempt of its handler is a span of its own
+// ("todo.stats.On(ItemAdded)"), and what the handler publishes continues
+// the trace. Untraced() opts a hot handler out of both. The runner's log
+// lines about a record carry its correlation_id, causation_id and
+// message_id, and its trace_id and span_id when tracing is on
+// (streams.Logger wraps the runner's logger).
+//
 // # Concurrency
 //
 // Define a Consumer and register its handlers before NewRunner. Handlers of

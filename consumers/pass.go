@@ -7,10 +7,12 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/recq/recq/consumers/state"
 	"github.com/recq/recq/deadletter"
 	"github.com/recq/recq/streams"
+	"github.com/recq/recq/tracing"
 )
 
 // pass is the handling of one partition's batch: each record in turn is
@@ -27,23 +29,41 @@ type pass struct {
 		h   *handler
 		rec *kgo.Record
 		md  Metadata
+		ctx context.Context // the handlers': hctx, or its process span's child
+		// lctx is the loop's: cancelled with the runner, and carrying the
+		// record and its span for the log lines about it.
+		lctx context.Context
 	}
-	do   func() error // handles cur in the batch
-	mark func() error // records cur's id in the observer's dedupe store
-	ids  *pollIDs     // an observer's ids taken in this poll
+	hctx, lctx context.Context
+	do         func() error // handles cur in the batch
+	mark       func() error // records cur's id in the observer's dedupe store
+	ids        *pollIDs     // an observer's ids taken in this poll
+	// failed is the error that made the record in hand dead, for its
+	// process span.
+	failed error
 	// redriven are the redriven events of this batch that were handled:
 	// done once the batch commits.
 	redriven []deadletter.Redriven
 }
 
-func (r *Runner) newPass(work context.Context, key state.Partition, b state.Batch, ids *pollIDs) *pass {
+func (r *Runner) newPass(ctx, work context.Context, key state.Partition, b state.Batch, ids *pollIDs) *pass {
 	p := &pass{r: r, work: work, key: key, b: b, ids: ids}
-	handle := func(ctx context.Context) error { return call(ctx, p.cur.h, r.codec, p.cur.rec, p.cur.md) }
+	handle := func(ctx context.Context) error {
+		h := p.cur.h
+		if !tracing.Enabled() || h.untraced {
+			return call(ctx, h, r.codec, p.cur.rec, p.cur.md)
+		}
+		ctx, span := tracing.Start(ctx, h.span, trace.SpanKindInternal, tracing.Flow{})
+		err := call(ctx, h, r.codec, p.cur.rec, p.cur.md)
+		tracing.End(span, err)
+		return err
+	}
 	// The handlers' context carries the event in hand, so what they
 	// publish (streams.Publisher, aggregates.Invoker) continues its flow:
 	// same correlation id, the event as causation.
-	hctx := streams.ContextWithMessageSource(work, &p.cur.md)
-	p.do = func() error { return b.Do(hctx, handle) }
+	p.hctx = streams.ContextWithMessageSource(work, &p.cur.md)
+	p.lctx = streams.ContextWithMessageSource(ctx, &p.cur.md)
+	p.do = func() error { return b.Do(p.cur.ctx, handle) }
 	p.mark = func() error { return r.dedupe.Mark(work, r.group, p.cur.md.ID()) }
 	return p
 }
@@ -53,6 +73,22 @@ func (r *Runner) newPass(work context.Context, key state.Partition, b state.Batc
 func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 	r := p.r
 	h, typed := r.handler(rec)
+	p.cur.h, p.cur.rec, p.cur.md = h, rec, metadata(r.group, rec) // before any log line names it
+	p.cur.ctx, p.cur.lctx = p.hctx, p.lctx
+	if tracing.Enabled() {
+		if h != nil && h.untraced {
+			p.cur.ctx = tracing.Continue(p.hctx, rec) // what it publishes still joins the trace
+		} else {
+			var span trace.Span
+			p.cur.ctx, span = tracing.Process(p.hctx, rec, r.group, streams.FlowOf)
+			if span.IsRecording() { // else nothing to end, nor a trace to log
+				p.cur.lctx = trace.ContextWithSpan(p.lctx, span)
+				defer func() { tracing.End(span, p.failed) }()
+				p.failed = nil
+			}
+		}
+	}
+	ctx = p.cur.lctx         // ctx's cancellation, with the record for the log
 	var v deadletter.Verdict // Handle, unless the dead event queue says otherwise
 	if q := r.q; q != nil {
 		handling := deadletter.Handled
@@ -68,7 +104,7 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 		switch v.Do {
 		case deadletter.Skip:
 			if v.Why != "" {
-				r.log.Info("skipping "+v.Why, "partition", p.key, "offset", rec.Offset, "id", v.Redriven.ID, "generation", v.Redriven.Generation)
+				r.log.InfoContext(ctx, "skipping "+v.Why, "partition", p.key, "offset", rec.Offset, "id", v.Redriven.ID, "generation", v.Redriven.Generation)
 			}
 			return true
 		case deadletter.Park:
@@ -85,7 +121,6 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 		}
 		return true
 	}
-	p.cur.h, p.cur.rec, p.cur.md = h, rec, metadata(r.group, rec)
 	if p.ids != nil && !p.ids.take(p.cur.md.ID()) {
 		return true // a copy of an event this poll handles already
 	}
@@ -111,6 +146,7 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 	case !ok:
 		return false
 	case err != nil:
+		p.failed = err
 		return p.dead(ctx, rec, h, deadletter.Failure{Reason: deadletter.ReasonFor(err), Err: err, Attempts: attempts, Redriven: d})
 	}
 	if r.dedupe != nil && p.cur.md.ID() != "" {
@@ -162,13 +198,13 @@ func (p *pass) dead(ctx context.Context, rec *kgo.Record, h *handler, f deadlett
 		f.Handler = h.name
 	}
 	e := deadletter.NewEntry(rec, r.group, f, time.Now())
-	if !r.retry(ctx, p.key, rec.Offset, func() error { return r.q.Dead(p.work, e) }) {
+	if !r.retry(ctx, p.key, rec.Offset, func() error { return r.q.Dead(p.cur.ctx, e) }) {
 		return false
 	}
 	if f.Reason == deadletter.ReasonParked {
-		r.log.Info("event parked behind a dead event of its key", "id", e.ID, "behind", f.Behind, "queue", deadletter.Topic(r.group))
+		r.log.InfoContext(ctx, "event parked behind a dead event of its key", "id", e.ID, "behind", f.Behind, "queue", deadletter.Topic(r.group))
 	} else {
-		r.log.Warn("event is dead; it is in the dead event queue", "id", e.ID, "reason", f.Reason, "attempts", e.Attempts,
+		r.log.WarnContext(ctx, "event is dead; it is in the dead event queue", "id", e.ID, "reason", f.Reason, "attempts", e.Attempts,
 			"queue", deadletter.Topic(r.group), "err", e.Error)
 	}
 	r.clearFailure(p.key)

@@ -122,10 +122,7 @@ func NewRunner(c *Consumer, codec streams.TypedCodec, brokers []string, opts ...
 	}
 	r := &Runner{c: c, group: c.Group(), codec: codec, brokers: brokers, cfg: cfg, handlers: hs,
 		batches: cfg.Store, log: cfg.Logger, changed: make(chan struct{})}
-	if r.log == nil {
-		r.log = slog.Default()
-	}
-	r.log = r.log.With("group", r.group)
+	r.log = streams.Logger(r.log).With("group", r.group)
 	if r.batches == nil {
 		r.batches = state.NewMemory()
 	}
@@ -414,7 +411,7 @@ func (r *Runner) handle(ctx context.Context, cl *kgo.Client, poll uint64, recs [
 	if !ok {
 		return nil // shutting down; the batch is read again
 	}
-	ps := r.newPass(work, key, r.batches.Begin(lease), ids)
+	ps := r.newPass(ctx, work, key, r.batches.Begin(lease), ids)
 	var last *kgo.Record
 	for i, rec := range recs {
 		if rec.Offset < next {
@@ -521,14 +518,14 @@ func (r *Runner) attempt(ctx context.Context, key state.Partition, offset int64,
 		if err == nil {
 			if attempt > 1 {
 				r.clearFailure(key)
-				r.log.Info("recovered", "partition", key, "offset", offset, "attempts", attempt)
+				r.log.InfoContext(ctx, "recovered", "partition", key, "offset", offset, "attempts", attempt)
 			}
 			return attempt, nil, true
 		}
 		if final != nil && final(err, attempt) {
 			return attempt, err, true
 		}
-		r.log.Warn("failed; retrying", "partition", key, "offset", offset, "attempt", attempt, "kind", deadletter.Classify(err), "err", err)
+		r.log.WarnContext(ctx, "failed; retrying", "partition", key, "offset", offset, "attempt", attempt, "kind", deadletter.Classify(err), "err", err)
 		r.setFailure(&Failure{Partition: key, Offset: offset, Attempts: attempt, Error: err.Error()})
 		if !clock.Sleep(ctx, policy.Delay(attempt)) {
 			return attempt, err, false

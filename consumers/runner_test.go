@@ -154,7 +154,8 @@ func TestProjectorRetriesFailingEventWithoutSkipping(t *testing.T) {
 		return nil
 	})
 	b.publish(300, 5)
-	r, _ := start(t, b, p, consumers.WithRetryBackoff(time.Millisecond, 20*time.Millisecond))
+	logs := &testenv.LogBuffer{}
+	r, _ := start(t, b, p, consumers.WithRetryBackoff(time.Millisecond, 20*time.Millisecond), consumers.WithLogger(logs.Logger()))
 	waitHead(t, r)
 	if failures.Load() < 4 {
 		t.Fatalf("the failing event was tried %d times, want 4 (3 failures, then success)", failures.Load())
@@ -180,6 +181,17 @@ func TestProjectorRetriesFailingEventWithoutSkipping(t *testing.T) {
 	}
 	if r.Status().Failing != nil {
 		t.Fatalf("status still failing after recovery: %+v", r.Status().Failing)
+	}
+	// The retries' log lines name the event's flow.
+	for _, rec := range recs {
+		if rec.Partition != 0 || rec.Offset != target.Load() {
+			continue
+		}
+		env, _ := streams.ReadEnvelope(rec)
+		want := fmt.Sprintf("correlation_id=%s message_id=%s", env.CorrelationID, env.ID)
+		if n := strings.Count(logs.String(), want); n != 4 {
+			t.Fatalf("%d log lines with %q; want 4 (3 failed attempts, then recovered). The log:\n%s", n, want, logs.String())
+		}
 	}
 }
 

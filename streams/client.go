@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/recq/recq/tracing"
 )
 
 // ErrBrokerUnreachable is returned when no seed broker answers in time.
@@ -29,7 +31,31 @@ func clientDefaults(brokers []string) []kgo.Opt {
 		// Transactions are how recq writes exactly once; readers must not
 		// see aborted or in-flight transactional records.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Every record any recq client produces gets its send span and
+		// carries its trace, once tracing.Setup has turned tracing on.
+		tracing.ProducerHooks(FlowOf),
 	}
+}
+
+// FlowOf is r's envelope as tracing names it, read in one pass over its
+// headers.
+func FlowOf(r *kgo.Record) tracing.Flow {
+	var f tracing.Flow
+	for _, h := range r.Headers {
+		switch h.Key {
+		case HeaderID:
+			f.MessageID = string(h.Value)
+		case HeaderCorrelationID:
+			f.CorrelationID = string(h.Value)
+		case HeaderCausationID:
+			f.CausationID = string(h.Value)
+		case HeaderType:
+			f.Type = string(h.Value)
+		case HeaderAggregateID:
+			f.AggregateID = string(h.Value)
+		}
+	}
+	return f
 }
 
 // NewClient returns a franz-go client for brokers with recq's defaults

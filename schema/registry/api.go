@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/recq/recq/tracing"
 )
 
 // contentType is what the registry answers with, as Confluent does.
@@ -70,7 +72,7 @@ func (s *Server) routes() http.Handler {
 		return nil, apiErrorf(codeNotFound, "HTTP 404 Not Found")
 	})
 
-	return s.recoverPanics(s.refuseWhenClosed(s.authenticate(s.limitBody(mux))))
+	return tracing.HTTPHandler(s.recoverPanics(s.refuseWhenClosed(s.authenticate(s.limitBody(mux)))))
 }
 
 // serve adapts an endpoint to HTTP: it runs it with a context that Close

@@ -29,6 +29,7 @@ import (
 	"github.com/recq/recq/consumers/state"
 	"github.com/recq/recq/examples/shop"
 	"github.com/recq/recq/health"
+	"github.com/recq/recq/tracing"
 )
 
 type config struct {
@@ -73,6 +74,12 @@ Flags:
 }
 
 func run(ctx context.Context, c config) error {
+	// Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set; flushes on the way out.
+	shutdown, err := tracing.Setup(ctx, tracing.WithServiceName("shop-aggregates"))
+	if err != nil {
+		return err
+	}
+	defer shutdown(context.WithoutCancel(ctx))
 	serde, err := shop.Connect(ctx, c.brokers, c.registry, int32(c.partitions))
 	if err != nil {
 		return err

@@ -26,6 +26,7 @@ import (
 	"github.com/recq/recq/consumers/state"
 	"github.com/recq/recq/examples/todo"
 	"github.com/recq/recq/schema"
+	"github.com/recq/recq/tracing"
 )
 
 type config struct {
@@ -73,6 +74,12 @@ Flags:
 }
 
 func run(ctx context.Context, c config) error {
+	// Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set; flushes on the way out.
+	shutdown, err := tracing.Setup(ctx, tracing.WithServiceName("todo-service"))
+	if err != nil {
+		return err
+	}
+	defer shutdown(context.WithoutCancel(ctx))
 	c.todo.Brokers = strings.Split(c.brokers, ",")
 	src, err := sr.NewClient(sr.URLs(c.registry))
 	if err != nil {
