@@ -178,10 +178,25 @@ func (iv *Invoker) SendAsync(ctx context.Context, aggregate, id string, cmd any,
 	}
 	out := make(chan Outcome, 1)
 	var span trace.Span
+	var start time.Time
+	if tracing.MetricsEnabled() {
+		start = time.Now()
+	}
+	rejected := false
 	deliver := func(o Outcome) {
 		o.CommandID = cfg.id
 		if span != nil {
 			tracing.End(span, o.Err)
+		}
+		if !start.IsZero() {
+			outcome := "ok"
+			switch {
+			case rejected:
+				outcome = "rejected"
+			case o.Err != nil:
+				outcome = "failed"
+			}
+			tracing.CommandDone(aggregate, start, outcome)
 		}
 		out <- o
 		close(out)
@@ -223,6 +238,7 @@ func (iv *Invoker) SendAsync(ctx context.Context, aggregate, id string, cmd any,
 				published = nil // sent; wait for the reply
 			case rp := <-replies:
 				if rp.Code != "" {
+					rejected = true
 					deliver(Outcome{Err: replyErr(rp)})
 				} else {
 					deliver(Outcome{Result: Result{Version: rp.Version, Events: rp.Events, Duplicate: rp.Duplicate}})

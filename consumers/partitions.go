@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -56,7 +57,7 @@ func (r *Runner) commit(ctx, work context.Context, b state.Batch, lease state.Le
 	}
 	r.mu.Lock()
 	if p := r.parts[key]; p != nil && p.lease.Epoch == lease.Epoch {
-		p.next, p.pending = next, false
+		p.next, p.pending, p.oldest = next, false, time.Time{}
 	}
 	r.checkHeadLocked()
 	r.notifyLocked()

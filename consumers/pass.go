@@ -74,7 +74,11 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 	r := p.r
 	h, typed := r.handler(rec)
 	p.cur.h, p.cur.rec, p.cur.md = h, rec, metadata(r.group, rec) // before any log line names it
-	p.cur.ctx, p.cur.lctx = p.hctx, p.lctx
+	p.cur.ctx, p.cur.lctx, p.failed = p.hctx, p.lctx, nil
+	if tracing.MetricsEnabled() {
+		start := time.Now()
+		defer func() { tracing.Consumed(r.group, rec.Topic, start, p.failed) }()
+	}
 	if tracing.Enabled() {
 		if h != nil && h.untraced {
 			p.cur.ctx = tracing.Continue(p.hctx, rec) // what it publishes still joins the trace
@@ -84,7 +88,6 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 			if span.IsRecording() { // else nothing to end, nor a trace to log
 				p.cur.lctx = trace.ContextWithSpan(p.lctx, span)
 				defer func() { tracing.End(span, p.failed) }()
-				p.failed = nil
 			}
 		}
 	}
@@ -133,11 +136,14 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 		policy = *h.policy
 	}
 	dead := func(err error, attempt int) bool {
+		kind := deadletter.Classify(err)
 		if r.q != nil && policy.Dead(err, attempt) {
+			tracing.Failed(r.group, rec.Topic, kind.String(), false)
 			return true
 		}
+		tracing.Failed(r.group, rec.Topic, kind.String(), true)
 		if hook := r.cfg.Hooks.Retried; hook != nil {
-			hook(r.group, rec.Topic, deadletter.Classify(err))
+			hook(r.group, rec.Topic, kind)
 		}
 		return false
 	}
@@ -187,6 +193,7 @@ func (s *pollIDs) take(id string) bool {
 func (p *pass) handled(d deadletter.Redriven) {
 	if d.ID != "" {
 		p.redriven = append(p.redriven, d)
+		tracing.Redriven(p.r.group, d.Topic)
 	}
 }
 
@@ -201,6 +208,7 @@ func (p *pass) dead(ctx context.Context, rec *kgo.Record, h *handler, f deadlett
 	if !r.retry(ctx, p.key, rec.Offset, func() error { return r.q.Dead(p.cur.ctx, e) }) {
 		return false
 	}
+	tracing.Dead(r.group, rec.Topic, string(f.Reason))
 	if f.Reason == deadletter.ReasonParked {
 		r.log.InfoContext(ctx, "event parked behind a dead event of its key", "id", e.ID, "behind", f.Behind, "queue", deadletter.Topic(r.group))
 	} else {

@@ -21,6 +21,7 @@ import (
 	"github.com/recq/recq/health"
 	"github.com/recq/recq/internal/clock"
 	"github.com/recq/recq/streams"
+	"github.com/recq/recq/tracing"
 )
 
 // ErrNotRunning is returned by the waits of a Runner whose Run has not
@@ -81,6 +82,9 @@ type partition struct {
 	// position and must not commit, or the records between the stored
 	// position and theirs would be skipped.
 	seeked uint64
+	// oldest is the timestamp of the first record of the batch in hand,
+	// for the lag metrics (reportLag).
+	oldest time.Time
 	// pending is set by a claim that found writes of records below next
 	// held in the store (state.Lease.Pending), or by a commit that failed
 	// half-way: until a commit lands, waits and the head do not count next
@@ -224,7 +228,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		return fmt.Errorf("consumers: %s: %w", r.group, err)
 	}
 	stopProbes := r.startProbes(ctx, cl)
+	stopLag := tracing.RegisterLag(r.reportLag)
 	r.loop(ctx, cl)
+	stopLag()
 	stopProbes()
 	// Leave with the positions of everything handled committed. Close's
 	// revocation commits too, but a static member does not leave the group
@@ -411,6 +417,7 @@ func (r *Runner) handle(ctx context.Context, cl *kgo.Client, poll uint64, recs [
 	if !ok {
 		return nil // shutting down; the batch is read again
 	}
+	r.noteOldest(key, next, recs)
 	ps := r.newPass(ctx, work, key, r.batches.Begin(lease), ids)
 	var last *kgo.Record
 	for i, rec := range recs {

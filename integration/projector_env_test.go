@@ -48,11 +48,12 @@ func newStatsEnv(t *testing.T, rs *testenv.RedisServer) *statsEnv {
 	return newStatsEnvAt(t, rs, t.TempDir())
 }
 
-// newStatsEnvAt is newStatsEnv with recq dev's data in dataDir. The todo
-// topics are made as the todo runner makes them, so it can run beside.
-func newStatsEnvAt(t *testing.T, rs *testenv.RedisServer, dataDir string) *statsEnv {
+// newStatsEnvAt is newStatsEnv with recq dev's data in dataDir (and more
+// flags for it). The todo topics are made as the todo runner makes them,
+// so it can run beside.
+func newStatsEnvAt(t *testing.T, rs *testenv.RedisServer, dataDir string, devFlags ...string) *statsEnv {
 	t.Helper()
-	e := &statsEnv{t: t, dev: testenv.StartDev(t, dataDir), redis: rs}
+	e := &statsEnv{t: t, dev: testenv.StartDev(t, dataDir, devFlags...), redis: rs}
 	e.registry = e.dev.Registry
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

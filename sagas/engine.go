@@ -20,13 +20,19 @@ type engine[S any] struct {
 	saga    *Saga[S]
 	sender  Sender
 	timeout time.Duration
+	// decodes: S is a type whose values the instances keep (decoded.go).
+	decodes bool
 }
 
 // instances is where the engine finds instances: the runner's cache over
 // the store, or the fixture's map.
-type instances interface {
+type instances[S any] interface {
 	load(ctx context.Context, id string) (*store.Instance, error)
 	resolve(ctx context.Context, assoc string) (own *store.Instance, indexed string, err error)
+	// take and keep hold the state value a form's JSON was marshalled
+	// from (decoded.go); take reports false when it is not held.
+	take(in *store.Instance) (S, bool)
+	keep(out *store.Instance, s S)
 }
 
 // event is a record of an event type being handled.
@@ -37,9 +43,11 @@ type event struct {
 	assoc  string    // "key=value"
 	target string    // set when forwarded to an instance found by the index
 	// where the source record is: its partition ("topic/partition") and
-	// offset, which tell a copy from a new event.
+	// offset, which tell a copy from a new event, and the two as
+	// "topic/partition@offset" for the history.
 	from   string
 	offset int64
+	source string
 }
 
 // verdict is what an event does.
@@ -51,7 +59,7 @@ type verdict struct {
 }
 
 // locate finds the instance an event of route r is for.
-func (e *engine[S]) locate(ctx context.Context, is instances, r *route[S], ev event) (verdict, error) {
+func (e *engine[S]) locate(ctx context.Context, is instances[S], r *route[S], ev event) (verdict, error) {
 	if ev.target != "" {
 		in, err := is.load(ctx, ev.target)
 		switch {
@@ -91,36 +99,40 @@ func (ev event) seenKey() string { return ev.assoc + "|" + ev.from }
 // first the deadlines due by the event's time, then the handler. It
 // returns the instance's new form, or nil when the event is a copy of one
 // it handled.
-func (e *engine[S]) handle(ctx context.Context, in *store.Instance, id string, partition int32, r *route[S], evt any, ev event) (*store.Instance, error) {
+func (e *engine[S]) handle(ctx context.Context, is instances[S], in *store.Instance, id string, partition int32, r *route[S], evt any, ev event) (*store.Instance, error) {
+	seen := ev.seenKey()
 	if in == nil {
 		in = &store.Instance{ID: id, Partition: partition, Associations: []string{id}, Started: ev.at}
-	} else if last, ok := in.Seen[ev.seenKey()]; ok && ev.offset <= last {
+	} else if last, ok := in.Seen[seen]; ok && ev.offset <= last {
 		return nil, nil
 	}
-	out, err := e.fireDue(ctx, in, ev.at)
+	out, err := e.fireDue(ctx, is, in, ev.at)
 	if err != nil {
 		return nil, err
 	}
 	if !out.Ended {
-		if out, err = e.run(ctx, out, ev.id, ev.at, func(ctx context.Context, x *Instance[S]) error { return r.run(ctx, evt, x) }); err != nil {
+		if out, err = e.run(ctx, is, out, ev.id, ev.at, func(ctx context.Context, x *Instance[S]) error { return r.run(ctx, evt, x) }); err != nil {
 			return nil, err
 		}
 	}
-	cp := *out
-	out = &cp
+	if out == in {
+		// Ended, with nothing fired: run and fire return new forms.
+		cp := *out
+		out = &cp
+	}
 	out.Seen = maps.Clone(out.Seen)
 	if out.Seen == nil {
 		out.Seen = map[string]int64{}
 	}
-	out.Seen[ev.seenKey()] = ev.offset
-	out.History = appendHistory(out.History, store.Handled{ID: ev.id, Type: ev.typ, At: ev.at, Source: fmt.Sprintf("%s@%d", ev.from, ev.offset)})
+	out.Seen[seen] = ev.offset
+	out.History = appendHistory(out.History, store.Handled{ID: ev.id, Type: ev.typ, At: ev.at, Source: ev.source})
 	return out, nil
 }
 
 // fireDue fires, in order, the deadlines of in due at or before at: an
 // event later than a deadline finds it fired, however late the event is
 // handled, so the outcome follows the events' times.
-func (e *engine[S]) fireDue(ctx context.Context, in *store.Instance, at time.Time) (*store.Instance, error) {
+func (e *engine[S]) fireDue(ctx context.Context, is instances[S], in *store.Instance, at time.Time) (*store.Instance, error) {
 	for !in.Ended {
 		i := slices.IndexFunc(in.Deadlines, func(d store.Deadline) bool { return !d.Due.After(at) })
 		if i < 0 {
@@ -132,7 +144,7 @@ func (e *engine[S]) fireDue(ctx context.Context, in *store.Instance, at time.Tim
 			}
 		}
 		var err error
-		if in, err = e.fire(ctx, in, in.Deadlines[i].ID); err != nil {
+		if in, err = e.fire(ctx, is, in, in.Deadlines[i].ID); err != nil {
 			return nil, err
 		}
 	}
@@ -141,7 +153,7 @@ func (e *engine[S]) fireDue(ctx context.Context, in *store.Instance, at time.Tim
 
 // fire runs the pending deadline id of in; nil when it is not pending (a
 // second firing, or cancelled).
-func (e *engine[S]) fire(ctx context.Context, in *store.Instance, id string) (*store.Instance, error) {
+func (e *engine[S]) fire(ctx context.Context, is instances[S], in *store.Instance, id string) (*store.Instance, error) {
 	i := slices.IndexFunc(in.Deadlines, func(d store.Deadline) bool { return d.ID == id })
 	if in.Ended || i < 0 {
 		return nil, nil
@@ -150,7 +162,7 @@ func (e *engine[S]) fire(ctx context.Context, in *store.Instance, id string) (*s
 	out := *in
 	out.Deadlines = slices.Delete(slices.Clone(in.Deadlines), i, i+1)
 	if fn := e.saga.deadlines[d.Name]; fn != nil {
-		x, err := e.run(ctx, &out, d.ID, d.Due, fn)
+		x, err := e.run(ctx, is, &out, d.ID, d.Due, fn)
 		if err != nil {
 			return nil, fmt.Errorf("deadline %s (%s) of %s: %w", d.Name, d.ID, in.ID, err)
 		}
@@ -161,10 +173,12 @@ func (e *engine[S]) fire(ctx context.Context, in *store.Instance, id string) (*s
 }
 
 // run calls fn with the instance in and returns its new form.
-func (e *engine[S]) run(ctx context.Context, in *store.Instance, trigger string, at time.Time, fn func(context.Context, *Instance[S]) error) (_ *store.Instance, err error) {
+func (e *engine[S]) run(ctx context.Context, is instances[S], in *store.Instance, trigger string, at time.Time, fn func(context.Context, *Instance[S]) error) (_ *store.Instance, err error) {
 	x := &Instance[S]{id: in.ID, trigger: trigger, now: at, assoc: slices.Clone(in.Associations),
 		due: slices.Clone(in.Deadlines), saga: e.saga.Name(), sender: e.sender, timeout: e.timeout}
-	if len(in.State) > 0 {
+	if s, ok := is.take(in); ok {
+		x.State = s
+	} else if len(in.State) > 0 {
 		if err := json.Unmarshal(in.State, &x.State); err != nil {
 			return nil, deadletter.Permanent(fmt.Errorf("sagas: instance %s: its stored state does not read as %T: %w", in.ID, x.State, err))
 		}
@@ -188,11 +202,21 @@ func (e *engine[S]) run(ctx context.Context, in *store.Instance, trigger string,
 		return nil, deadletter.Permanent(fmt.Errorf("sagas: instance %s: state %T does not marshal to JSON: %w", in.ID, x.State, err))
 	}
 	out.State, out.Associations, out.Deadlines = b, x.assoc, x.due
+	if e.decodes && keepable(b) {
+		is.keep(&out, x.State)
+	}
 	return &out, nil
 }
 
+// appendHistory appends e to h in h's array when it has room: copying the
+// history on every event cost several per cent of a saga's CPU. It is
+// safe because an instance's forms are derived in one line, each from the
+// latest (the member's own, or a fresh one from the store): an append
+// writes past the end of every form still held (the latest, the forms a
+// batch will write), and a failed attempt's form, whose entry a retry
+// overwrites, is dropped.
 func appendHistory(h []store.Handled, e store.Handled) []store.Handled {
-	h = append(slices.Clone(h), e)
+	h = append(h, e)
 	if len(h) > store.HistoryLimit {
 		h = h[len(h)-store.HistoryLimit:]
 	}

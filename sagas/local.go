@@ -50,7 +50,7 @@ func (l *Local[S]) Handle(ctx context.Context, evt any, at time.Time) (skipped s
 		return "", err
 	}
 	l.n++
-	ev := event{id: fmt.Sprintf("local-%d", l.n), typ: reflect.TypeOf(evt).String(), at: at.UTC(), assoc: a, from: "local/0", offset: l.n}
+	ev := event{id: fmt.Sprintf("local-%d", l.n), typ: reflect.TypeOf(evt).String(), at: at.UTC(), assoc: a, from: "local/0", offset: l.n, source: fmt.Sprintf("local/0@%d", l.n)}
 	v, err := l.eng.locate(ctx, l, r, ev)
 	if err == nil && v.forward != "" {
 		ev.target = v.forward
@@ -59,7 +59,7 @@ func (l *Local[S]) Handle(ctx context.Context, evt any, at time.Time) (skipped s
 	if err != nil || v.skip != "" {
 		return v.skip, err
 	}
-	out, err := l.eng.handle(ctx, v.in, v.newID, 0, r, evt, ev)
+	out, err := l.eng.handle(ctx, l, v.in, v.newID, 0, r, evt, ev)
 	if err != nil || out == nil {
 		return "", err
 	}
@@ -82,7 +82,7 @@ func (l *Local[S]) Advance(ctx context.Context, to time.Time) error {
 		if next == nil {
 			return nil
 		}
-		out, err := l.eng.fire(ctx, next, d.ID)
+		out, err := l.eng.fire(ctx, l, next, d.ID)
 		if err != nil {
 			return err
 		}
@@ -117,3 +117,11 @@ func (l *Local[S]) load(_ context.Context, id string) (*store.Instance, error) {
 func (l *Local[S]) resolve(_ context.Context, assoc string) (*store.Instance, string, error) {
 	return l.inst[assoc], l.index[assoc], nil
 }
+
+// take holds nothing: the fixture decodes every state, as a rebuild does.
+func (l *Local[S]) take(*store.Instance) (S, bool) {
+	var zero S
+	return zero, false
+}
+
+func (l *Local[S]) keep(*store.Instance, S) {}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -116,7 +117,7 @@ type Runner[S any] struct {
 	partitions int
 
 	mu     sync.Mutex
-	homes  map[int32]*home
+	homes  map[int32]*home[S]
 	flying map[state.Partition]*flight
 }
 
@@ -125,9 +126,11 @@ type Runner[S any] struct {
 // commit in order, and a fenced commit re-claims, which drops them), and
 // a lock, since the partition's records and their redrives (the retry
 // topic's partition of the same number) are handled in two batches.
-type home struct {
+type home[S any] struct {
 	mu   sync.Mutex
 	inst map[string]*store.Instance
+	// states are the state values of inst's forms (decoded.go).
+	states map[string]held[S]
 	// gone are ended instances whose batch committed: the store has them,
 	// and a late copy of their events reads them from there. They leave
 	// inst at the next record (a commit does not wait for mu, which a
@@ -136,19 +139,20 @@ type home struct {
 	gone []*store.Instance
 }
 
-func (h *home) ended(in *store.Instance) {
+func (h *home[S]) ended(in *store.Instance) {
 	h.gmu.Lock()
 	h.gone = append(h.gone, in)
 	h.gmu.Unlock()
 }
 
 // lock takes the partition and drops the ended instances.
-func (h *home) lock() {
+func (h *home[S]) lock() {
 	h.mu.Lock()
 	h.gmu.Lock()
 	for _, in := range h.gone {
 		if h.inst[in.ID] == in {
 			delete(h.inst, in.ID)
+			delete(h.states, in.ID)
 		}
 	}
 	h.gone = nil
@@ -174,12 +178,12 @@ func NewRunner[S any](s *Saga[S], codec streams.TypedCodec, brokers []string, se
 		return nil, fmt.Errorf("sagas: %s: no sender: pass an *aggregates.Invoker", s.Group())
 	}
 	r := &Runner[S]{saga: s, group: s.Group(), routed: RoutedTopic(s.Group()), codec: codec, brokers: brokers, cfg: cfg,
-		store: cfg.Store, routes: map[string]*route[S]{}, homes: map[int32]*home{}, flying: map[state.Partition]*flight{},
+		store: cfg.Store, routes: map[string]*route[S]{}, homes: map[int32]*home[S]{}, flying: map[state.Partition]*flight{},
 		timers: newTimers(time.Now)}
 	if r.store == nil {
 		r.store = store.NewMemory()
 	}
-	r.eng = engine[S]{saga: s, sender: sender, timeout: cmp.Or(cfg.SendTimeout, 30*time.Second)}
+	r.eng = engine[S]{saga: s, sender: sender, timeout: cmp.Or(cfg.SendTimeout, 30*time.Second), decodes: decoded(reflect.TypeFor[S]())}
 	var cc consumers.RunnerConfig
 	for _, o := range cfg.Consumer {
 		o(&cc)

@@ -81,6 +81,30 @@
 // sees what OpenTelemetry samples: an error in a trace the sampler dropped
 // has no recording span, and is not captured.
 //
+// # Metrics
+//
+// WithMetricsAddr (recq's binaries: -metrics-addr; recq dev:
+// --metrics-addr) serves Prometheus metrics at /metrics, and
+// OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)
+// pushes them by OTLP every OTEL_METRIC_EXPORT_INTERVAL; either turns
+// metrics on, with tracing on or off:
+//
+//	messaging.client.sent.messages      every produced record (error.type when refused)
+//	messaging.client.consumed.messages  every record a consumer group handled
+//	messaging.process.duration          its handling, routing to dead event (error.type)
+//	recq.handler.failures, .retries     failed attempts by error kind; those tried again
+//	recq.dead_events, recq.redrives     dead (and parked) events by reason; redrives handled
+//	recq.command.duration               an invoker's round trip, by outcome (ok, rejected, failed)
+//	recq.consumer.lag, .lag.age         per group and partition: records not handled, age of the oldest
+//
+// Lag is reported by each consumer runner for the partitions it owns (the
+// broker's last stable offset, asked at each collection, less the next
+// offset; the age is that of the first record of the batch in hand), and
+// by recq dev for every group from its committed offsets (no age), so a
+// stopped consumer's lag shows there. The components record through the
+// package's functions (Consumed, Failed, Dead, Redriven, CommandDone,
+// RegisterLag); off, each costs one atomic load.
+//
 // This package imports no other of recq's: streams installs ProducerHooks
 // on every client it builds, and the components start the consumer-side
 // spans, saying what each record is through Flow.

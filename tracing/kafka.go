@@ -210,6 +210,9 @@ func (h producerHooks) OnProduceRecordBuffered(r *kgo.Record) {
 }
 
 func (producerHooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
+	if m := curMeters.Load(); m != nil {
+		m.sentRecord(r.Topic, err)
+	}
 	sc, ok := r.Context.(*sendCtx)
 	if !ok {
 		return
@@ -265,10 +268,17 @@ func Process(ctx context.Context, r *kgo.Record, group string, flow func(*kgo.Re
 // without a span of its own: for a handler that opted out of tracing, so
 // that what it publishes still joins the flow's trace.
 func Continue(ctx context.Context, r *kgo.Record) context.Context {
-	if on() == nil {
+	t := on()
+	if t == nil {
 		return ctx
 	}
-	return context.WithValue(ctx, upstreamKey{}, r)
+	switch traced, sampled := parentSampled(r); {
+	case !traced:
+		return ctx
+	case t.sampling.never, !sampled && t.sampling.followsParent:
+		return context.WithValue(ctx, upstreamKey{}, r) // passed on as it is
+	}
+	return t.prop.Extract(ctx, &carrier{r: r}) // the parent of what it publishes
 }
 
 // Start starts a span of recq's own (a handler, a command's round trip)

@@ -40,9 +40,10 @@ func on() *tracing { return cur.Load() }
 func Enabled() bool { return cur.Load() != nil }
 
 type config struct {
-	exporter sdktrace.SpanExporter
-	links    bool
-	service  string
+	exporter    sdktrace.SpanExporter
+	links       bool
+	service     string
+	metricsAddr string
 }
 
 // Option configures Setup.
@@ -89,7 +90,7 @@ func Setup(ctx context.Context, opts ...Option) (shutdown func(context.Context) 
 		o(&c)
 	}
 	noop := func(context.Context) error { return nil }
-	if on() != nil { // before sentry-go's global client is replaced
+	if on() != nil || MetricsEnabled() { // before sentry-go's global client is replaced
 		return noop, ErrAlreadySetUp
 	}
 	var tpOpts []sdktrace.TracerProviderOption
@@ -102,13 +103,29 @@ func Setup(ctx context.Context, opts ...Option) (shutdown func(context.Context) 
 		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp))
 	}
 	dsn := os.Getenv("SENTRY_DSN")
-	if len(tpOpts) == 0 && dsn == "" {
+	traced := len(tpOpts) > 0 || dsn != ""
+	if !traced && c.metricsAddr == "" && os.Getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") == "" {
 		return noop, nil // off
 	}
 	res, err := serviceResource(ctx, c.service)
 	if err != nil {
 		return noop, err
 	}
+	stopMetrics, err := setupMetrics(c, res)
+	if err != nil {
+		return noop, err
+	}
+	if stopMetrics == nil {
+		stopMetrics = noop
+	}
+	if !traced {
+		return stopMetrics, nil
+	}
+	defer func() {
+		if err != nil {
+			_ = stopMetrics(ctx)
+		}
+	}()
 	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	var snt *sentryOut
 	if dsn != "" {
@@ -135,7 +152,7 @@ func Setup(ctx context.Context, opts ...Option) (shutdown func(context.Context) 
 		if snt != nil {
 			errs = append(errs, snt.flush(ctx))
 		}
-		return errors.Join(errs...)
+		return errors.Join(append(errs, stopMetrics(ctx))...)
 	}, nil
 }
 

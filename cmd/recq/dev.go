@@ -16,6 +16,7 @@ import (
 func newDevCmd() *cobra.Command {
 	var cfg broker.Config
 	var minFreeMB int64
+	var metricsAddr string
 	reg := registryConfig{addrFlag: "--registry-addr"}
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -46,6 +47,11 @@ refuses new records with KAFKA_STORAGE_ERROR (clients retry) and says so on
 stderr, until twice that is free again: the space kept is what transaction
 markers and group offsets still need.
 
+With --metrics-addr it serves Prometheus metrics at /metrics, among them
+recq.consumer.lag (recq_consumer_lag) for every consumer group and
+partition, from the groups' committed offsets: a stopped consumer's lag
+shows here, where its own process cannot report it.
+
 Ctrl-C (SIGINT) or SIGTERM saves state and stops cleanly.`,
 		Example: `  recq dev
   recq dev --broker-addr 127.0.0.1:19092 --registry-addr 127.0.0.1:18081 --data-dir /tmp/recq
@@ -55,7 +61,10 @@ Ctrl-C (SIGINT) or SIGTERM saves state and stops cleanly.`,
   echo hello | kcat -b 127.0.0.1:9092 -P -t new-topic
 
   # refuse producing to missing topics, whatever the client
-  recq dev --auto-create-topics=false`,
+  recq dev --auto-create-topics=false
+
+  # every group's lag for Prometheus (then: curl -s 127.0.0.1:9464/metrics)
+  recq dev --metrics-addr 127.0.0.1:9464`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.Partitions < 1 {
@@ -86,6 +95,15 @@ Ctrl-C (SIGINT) or SIGTERM saves state and stops cleanly.`,
 				return err
 			}
 			fmt.Fprintf(out, "recq dev: schema registry serving %s\n", r.url)
+			if metricsAddr != "" {
+				stop, err := serveGroupMetrics(cmd.Context(), metricsAddr, b.Addr())
+				if err != nil {
+					r.stop()
+					return err
+				}
+				defer stop()
+				fmt.Fprintf(out, "recq dev: metrics (every group's lag) at http://%s/metrics\n", metricsAddr)
+			}
 			fmt.Fprintf(out, "recq dev: connect with: export RECQ_BROKERS=%s RECQ_REGISTRY=%s\n", b.Addr(), r.url)
 			fmt.Fprintln(out, "recq dev: ready; Ctrl-C to stop")
 			<-cmd.Context().Done()
@@ -103,6 +121,7 @@ Ctrl-C (SIGINT) or SIGTERM saves state and stops cleanly.`,
 	cmd.Flags().BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", true, "create a missing topic a client asks for, as Kafka does by default (kcat and kafkajs producers ask; recq's commands never do)")
 	cmd.Flags().Int32Var(&cfg.Partitions, "auto-create-partitions", broker.DefaultPartitions, "partitions of auto-created topics and of topics created without a count (Kafka's num.partitions)")
 	cmd.Flags().StringVar(&reg.addr, "registry-addr", "127.0.0.1:8081", "host:port the schema registry listens on")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "host:port to serve Prometheus metrics on, /metrics: every consumer group's lag (off when empty)")
 	reg.flags(cmd)
 	return cmd
 }

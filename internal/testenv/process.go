@@ -179,30 +179,36 @@ type Dev struct {
 	Addr     string // the broker
 	Registry string // the schema registry's URL
 	DataDir  string
+	extra    []string // more flags, again on Restart
 }
 
 // StartDev starts the built recq binary's dev command on a free port with
-// dataDir and waits until it is ready.
-func StartDev(t testing.TB, dataDir string) *Dev {
+// dataDir (and extra flags) and waits until it is ready.
+func StartDev(t testing.TB, dataDir string, extra ...string) *Dev {
 	t.Helper()
-	return RestartDev(t, FreeAddr(t), dataDir)
+	return RestartDev(t, FreeAddr(t), dataDir, extra...)
 }
 
 // Restart starts recq dev again (after Kill9 or Stop) on the same broker and
 // registry addresses and data dir, so clients that knew it reconnect.
 func (d *Dev) Restart(t testing.TB) {
 	t.Helper()
-	d.Proc = Start(t, "recq dev: ready", Recq(t), "dev", "--broker-addr", d.Addr,
-		"--registry-addr", strings.TrimPrefix(d.Registry, "http://"), "--data-dir", d.DataDir)
+	d.Proc = d.start(t)
+}
+
+func (d *Dev) start(t testing.TB) *Proc {
+	t.Helper()
+	args := []string{"dev", "--broker-addr", d.Addr, "--registry-addr", strings.TrimPrefix(d.Registry, "http://"), "--data-dir", d.DataDir}
+	return Start(t, "recq dev: ready", Recq(t), append(args, d.extra...)...)
 }
 
 // RestartDev starts recq dev on a given address, e.g. the one a killed
 // instance used, so clients that knew it reconnect.
-func RestartDev(t testing.TB, addr, dataDir string) *Dev {
+func RestartDev(t testing.TB, addr, dataDir string, extra ...string) *Dev {
 	t.Helper()
-	reg := FreeAddr(t)
-	p := Start(t, "recq dev: ready", Recq(t), "dev", "--broker-addr", addr, "--registry-addr", reg, "--data-dir", dataDir)
-	return &Dev{Proc: p, Addr: addr, Registry: "http://" + reg, DataDir: dataDir}
+	d := &Dev{Addr: addr, Registry: "http://" + FreeAddr(t), DataDir: dataDir, extra: extra}
+	d.Proc = d.start(t)
+	return d
 }
 
 // SilentAddr is the address of a listener that accepts connections and

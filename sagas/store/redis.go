@@ -69,7 +69,8 @@ type redisStore struct {
 
 // NewRedis returns a Store on Redis; the caller owns c. Positions are a
 // state.NewRedis store on the same client, so instances, index, deadlines
-// and positions move in one script.
+// and positions move in one script; its batches fold the saves of their
+// records (fold.go), so Save works only in their handlers' contexts.
 func NewRedis(c redis.UniversalClient, opts ...RedisOption) (Store, error) {
 	cfg, err := redisconf.Build("store", c, opts, RedisConfig.Validate)
 	if err != nil {
@@ -79,8 +80,10 @@ func NewRedis(c redis.UniversalClient, opts ...RedisOption) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &redisStore{c: c, pos: pos, prefix: cmp.Or(cfg.KeyPrefix, DefaultKeyPrefix),
-		ended: cmp.Or(cfg.EndedRetention, DefaultEndedRetention), addr: redisconf.Addr(c)}, nil
+	s := &redisStore{c: c, prefix: cmp.Or(cfg.KeyPrefix, DefaultKeyPrefix),
+		ended: cmp.Or(cfg.EndedRetention, DefaultEndedRetention), addr: redisconf.Addr(c)}
+	s.pos = foldPositions{Store: pos, s: s}
+	return s, nil
 }
 
 func (s *redisStore) Positions() state.Store { return s.pos }
@@ -219,49 +222,12 @@ func (s *redisStore) List(ctx context.Context, group string, f Filter) ([]*Insta
 	return out, nil
 }
 
+// Save stages the change in the batch of ctx, which folds it with the
+// batch's other saves of the instance and queues it at Commit (fold.go).
 func (s *redisStore) Save(ctx context.Context, group string, old, in *Instance) {
-	b, err := json.Marshal(in)
-	if err != nil {
-		panic("store: an Instance always marshals: " + err.Error())
-	}
-	q := state.Redis(ctx)
-	var ttl time.Duration
-	if in.Ended {
-		ttl = s.ended
-	}
-	q.Set(ctx, s.instKey(group, in.ID), b, ttl)
-	idx := s.key(group, "assoc")
-	if gone := diff(associations(old), associations(in)); len(gone) > 0 {
-		q.HDel(ctx, idx, gone...)
-	}
-	if added := diff(associations(in), associations(old)); len(added) > 0 {
-		fields := make([]any, 0, 2*len(added))
-		for _, a := range added {
-			fields = append(fields, a, in.ID)
-		}
-		q.HSet(ctx, idx, fields...)
-	}
-	before, after := deadlines(old), deadlines(in)
 	if old != nil && old.Partition != in.Partition {
 		panic("store: an instance never changes partition")
 	}
-	due := s.dueKey(group, in.Partition)
-	var gone []any
-	for _, d := range before {
-		if !slices.Contains(after, d) {
-			gone = append(gone, dueMember(in.ID, d))
-		}
-	}
-	if len(gone) > 0 {
-		q.ZRem(ctx, due, gone...)
-	}
-	var added []redis.Z
-	for _, d := range after {
-		if !slices.Contains(before, d) {
-			added = append(added, redis.Z{Score: float64(d.Due.UnixMilli()), Member: dueMember(in.ID, d)})
-		}
-	}
-	if len(added) > 0 {
-		q.ZAdd(ctx, due, added...)
-	}
+	b := batchOf(ctx)
+	b.staged = append(b.staged, save{group: group, old: old, in: in})
 }

@@ -31,7 +31,8 @@
 // the deadlines of each partition in the sorted set
 // <prefix><group>:due:<partition> (score: due time in ms), written with
 // the position by the consumers/state Redis store's script; it needs one
-// Redis primary, not Cluster.
+// Redis primary, not Cluster. Its batches fold the saves of a batch by
+// key, so each instance is written once per batch (fold.go).
 //
 // storetest is the conformance suite both stores pass.
 package store

@@ -33,19 +33,21 @@ import (
 )
 
 type config struct {
-	brokers    []string
-	registry   string
-	partitions int
-	instance   string
-	session    time.Duration
-	redis      string
-	http       string
+	metricsAddr string // Prometheus /metrics; off when empty
+	brokers     []string
+	registry    string
+	partitions  int
+	instance    string
+	session     time.Duration
+	redis       string
+	http        string
 }
 
 func main() {
 	var c config
 	brokers := flag.String("brokers", "127.0.0.1:9092", "Kafka brokers, comma-separated")
 	flag.StringVar(&c.registry, "registry", "http://127.0.0.1:8081", "schema registry URL")
+	flag.StringVar(&c.metricsAddr, "metrics-addr", "", "host:port to serve Prometheus metrics on, /metrics (off when empty)")
 	flag.IntVar(&c.partitions, "partitions", 4, "partitions of the shop topics when creating them")
 	flag.StringVar(&c.instance, "instance", "", "stable identity of this process: a restart with the same one fences its crashed predecessor at once")
 	flag.DurationVar(&c.session, "session-timeout", 10*time.Second, "how long the groups wait for a member that stopped answering")
@@ -74,8 +76,9 @@ Flags:
 }
 
 func run(ctx context.Context, c config) error {
-	// Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set; flushes on the way out.
-	shutdown, err := tracing.Setup(ctx, tracing.WithServiceName("shop-aggregates"))
+	// Tracing is off unless OTEL_EXPORTER_OTLP_ENDPOINT or SENTRY_DSN is set,
+	// metrics unless -metrics-addr is; the shutdown flushes.
+	shutdown, err := tracing.Setup(ctx, tracing.WithServiceName("shop-aggregates"), tracing.WithMetricsAddr(c.metricsAddr))
 	if err != nil {
 		return err
 	}

@@ -34,22 +34,24 @@ import (
 )
 
 type config struct {
-	brokers    []string
-	registry   string
-	partitions int
-	routed     int
-	redis      string
-	instance   string
-	session    time.Duration
-	send       time.Duration
-	http       string
-	saga       shop.SagaConfig
+	metricsAddr string // Prometheus /metrics; off when empty
+	brokers     []string
+	registry    string
+	partitions  int
+	routed      int
+	redis       string
+	instance    string
+	session     time.Duration
+	send        time.Duration
+	http        string
+	saga        shop.SagaConfig
 }
 
 func main() {
 	var c config
 	brokers := flag.String("brokers", "127.0.0.1:9092", "Kafka brokers, comma-separated")
 	flag.StringVar(&c.registry, "registry", "http://127.0.0.1:8081", "schema registry URL")
+	flag.StringVar(&c.metricsAddr, "metrics-addr", "", "host:port to serve Prometheus metrics on, /metrics (off when empty)")
 	flag.IntVar(&c.partitions, "partitions", 4, "partitions of the shop topics when creating them (the aggregates make the same)")
 	flag.IntVar(&c.routed, "routed-partitions", 0, "partitions of the saga's routed topic when creating it (0: as many as the widest input topic): how many instances are handled at once, and how many members can share them")
 	flag.StringVar(&c.redis, "redis", "", "Redis for the saga store (instances, deadlines, positions): redis://host:port/db or host:port (empty: memory, rebuilt from the topics at every start)")
@@ -81,8 +83,9 @@ Flags:
 }
 
 func run(ctx context.Context, c config) error {
-	// Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set; flushes on the way out.
-	shutdown, err := tracing.Setup(ctx, tracing.WithServiceName("shop-saga"))
+	// Tracing is off unless OTEL_EXPORTER_OTLP_ENDPOINT or SENTRY_DSN is set,
+	// metrics unless -metrics-addr is; the shutdown flushes.
+	shutdown, err := tracing.Setup(ctx, tracing.WithServiceName("shop-saga"), tracing.WithMetricsAddr(c.metricsAddr))
 	if err != nil {
 		return err
 	}

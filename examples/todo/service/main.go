@@ -30,11 +30,12 @@ import (
 )
 
 type config struct {
-	httpAddr string
-	brokers  string
-	registry string
-	redis    string
-	todo     todo.Config
+	metricsAddr string // Prometheus /metrics; off when empty
+	httpAddr    string
+	brokers     string
+	registry    string
+	redis       string
+	todo        todo.Config
 }
 
 func main() {
@@ -42,6 +43,7 @@ func main() {
 	flag.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "address of the HTTP API and page")
 	flag.StringVar(&c.brokers, "brokers", "127.0.0.1:9092", "Kafka brokers, comma-separated")
 	flag.StringVar(&c.registry, "registry", "http://127.0.0.1:8081", "schema registry URL")
+	flag.StringVar(&c.metricsAddr, "metrics-addr", "", "host:port to serve Prometheus metrics on, /metrics (off when empty)")
 	flag.StringVar(&c.redis, "redis", "", "Redis for the read model, positions, dedupe and snapshots: redis://host:port/db or host:port (empty: memory, rebuilt at every start)")
 	partitions := flag.Int("partitions", 4, "partitions of the todolist topics when creating them")
 	flag.StringVar(&c.todo.Instance, "instance", "", "stable identity of this process: a restart with the same one fences its crashed predecessor at once")
@@ -74,8 +76,9 @@ Flags:
 }
 
 func run(ctx context.Context, c config) error {
-	// Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set; flushes on the way out.
-	shutdown, err := tracing.Setup(ctx, tracing.WithServiceName("todo-service"))
+	// Tracing is off unless OTEL_EXPORTER_OTLP_ENDPOINT or SENTRY_DSN is set,
+	// metrics unless -metrics-addr is; the shutdown flushes.
+	shutdown, err := tracing.Setup(ctx, tracing.WithServiceName("todo-service"), tracing.WithMetricsAddr(c.metricsAddr))
 	if err != nil {
 		return err
 	}

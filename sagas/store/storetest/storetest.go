@@ -28,6 +28,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"EndedKeepsWhatItHandled", testEnded},
 		{"ListFilters", testList},
 		{"GroupsIsolated", testGroups},
+		{"ManySavesInOneBatch", testManySaves},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t)) })
@@ -310,5 +311,39 @@ func testGroups(t *testing.T, s store.Store) {
 	}
 	if own, idx, err := s.Resolve(context.Background(), other, "payment=p1"); err != nil || own != nil || idx != "" {
 		t.Fatalf("another group sees the index: %+v %q %v", own, idx, err)
+	}
+}
+
+// testManySaves saves one instance several times in a batch, and moves an
+// association from one instance to another: the batch leaves what the
+// saves in order would (the Redis store folds them by key).
+func testManySaves(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	d1 := store.Deadline{ID: "d1", Name: "payment-due", Due: t0.Add(time.Minute)}
+	a0 := instance("order=o1", "payment=p1")
+	b0 := instance("order=o2")
+	if err := commit(t, s, group, [2]*store.Instance{nil, a0}, [2]*store.Instance{nil, b0}); err != nil {
+		t.Fatal(err)
+	}
+	a1 := instance("order=o1", "payment=p1", "cart=c1")
+	a1.Deadlines = []store.Deadline{d1}
+	a2 := instance("order=o1", "cart=c1") // payment=p1 goes to o2
+	a2.State = json.RawMessage(`{"amount":31}`)
+	b1 := instance("order=o2", "payment=p1")
+	a3 := instance("order=o1") // cart=c1 added and gone within the batch
+	a3.State = json.RawMessage(`{"amount":32}`)
+	if err := commit(t, s, group, [2]*store.Instance{a0, a1}, [2]*store.Instance{a1, a2},
+		[2]*store.Instance{b0, b1}, [2]*store.Instance{a2, a3}); err != nil {
+		t.Fatal(err)
+	}
+	same(t, "after four saves", load(t, s, group, "order=o1"), a3)
+	if _, idx := resolve(t, s, "payment=p1"); idx != "order=o2" {
+		t.Fatalf("payment=p1 leads to %q, want order=o2", idx)
+	}
+	if _, idx := resolve(t, s, "cart=c1"); idx != "" {
+		t.Fatalf("cart=c1, added and removed in one batch, leads to %q", idx)
+	}
+	if ds, err := s.Deadlines(ctx, group, routed.Partition); err != nil || len(ds) != 0 {
+		t.Fatalf("a deadline scheduled and cancelled in one batch is pending: %+v %v", ds, err)
 	}
 }
