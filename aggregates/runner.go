@@ -295,7 +295,7 @@ func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) (recs []
 			return undecodable(fmt.Errorf("header %s=%q is not a version", HeaderExpectedVersion, v)), nil
 		}
 	}
-	events, err := r.decide(ctx, e, cmd, expected, env.Type)
+	events, err := r.decide(ctx, e, cmd, expected, rec, env.Type)
 	if err != nil {
 		return reply(rejection(err)), nil
 	}
@@ -333,11 +333,11 @@ func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) (recs []
 
 // decide runs the aggregate's handler for cmd, in a span of its own
 // (TodoList.Handle(AddItem)) when tracing is on.
-func (r *Runner[S]) decide(ctx context.Context, e *entry[S], cmd any, expected int64, typ string) ([]any, error) {
-	if !tracing.Enabled() {
+func (r *Runner[S]) decide(ctx context.Context, e *entry[S], cmd any, expected int64, rec *kgo.Record, typ string) ([]any, error) {
+	if !tracing.Enabled() || !trace.SpanFromContext(ctx).IsRecording() {
 		return r.agg.Decide(ctx, &e.in, cmd, expected)
 	}
-	ctx, span := tracing.Start(ctx, r.agg.name+".Handle("+typ[strings.LastIndexByte(typ, '.')+1:]+")", trace.SpanKindInternal, tracing.Flow{})
+	ctx, span := tracing.Start(ctx, r.agg.name+".Handle("+typ[strings.LastIndexByte(typ, '.')+1:]+")", trace.SpanKindInternal, streams.FlowOf(rec))
 	events, err := r.agg.Decide(ctx, &e.in, cmd, expected)
 	tracing.End(span, err)
 	return events, err

@@ -53,7 +53,11 @@ func (r *Runner) newPass(ctx, work context.Context, key state.Partition, b state
 		if !tracing.Enabled() || h.untraced {
 			return call(ctx, h, r.codec, p.cur.rec, p.cur.md)
 		}
-		ctx, span := tracing.Start(ctx, h.span, trace.SpanKindInternal, tracing.Flow{})
+		var f tracing.Flow // the record's ids, for a span that records
+		if trace.SpanFromContext(ctx).IsRecording() {
+			f = streams.FlowOf(p.cur.rec)
+		}
+		ctx, span := tracing.Start(ctx, h.span, trace.SpanKindInternal, f)
 		err := call(ctx, h, r.codec, p.cur.rec, p.cur.md)
 		tracing.End(span, err)
 		return err

@@ -178,6 +178,12 @@ func TestOneSendIsOneTrace(t *testing.T) {
 	if got := attr(root, "messaging.message.id").AsString(); got != cmdID {
 		t.Errorf("%q: message id %q; want the command id %q", invoke, got, cmdID)
 	}
+	// Every span names the flow: the command starts it.
+	for _, name := range []string{invoke, sendCmd, processCmd, handleCmd, sendEvent, processEvt, handleEvent, sendReply} {
+		if got := attr(s[name], "recq.correlation_id").AsString(); got != cmdID {
+			t.Errorf("%q: correlation id %q; want the command's %q", name, got, cmdID)
+		}
+	}
 	evt := s[processEvt]
 	want := map[string]string{
 		"messaging.system":              "kafka",

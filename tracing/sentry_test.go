@@ -247,10 +247,17 @@ func TestSentryCapturesAPanicOnce(t *testing.T) {
 	srv, exp := withSentry(t)
 	flowWith(t, func() error { panic("boom") })
 	_, attempts := failedSpans(t, exp)
-	events := srv.flushed(t, "event")
-	if len(events) != len(attempts) {
-		t.Fatalf("%d events for %d panicking attempts; want one each", len(events), len(attempts))
-	}
+	var events []sentryItem
+	testenv.Eventually(t, "an event per panicking attempt", 30*time.Second, func() error {
+		if events = srv.flushed(t, "event"); len(events) != len(attempts) {
+			got := make([]string, len(events))
+			for i, ev := range events {
+				got[i] = ev.Tags["attempt"] + ":" + ev.Tags["outcome"]
+			}
+			return fmt.Errorf("%d events (%v) for %d panicking attempts; want one each", len(events), got, len(attempts))
+		}
+		return nil
+	})
 	dead := 0
 	for _, ev := range events {
 		if ev.Tags["outcome"] == "dead" {
