@@ -1,7 +1,6 @@
 package aggregates
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -207,13 +206,19 @@ func (iv *Invoker) SendAsync(ctx context.Context, aggregate, id string, cmd any,
 		deliver(Outcome{Err: fmt.Errorf("aggregates: send %T: %w", cmd, err)})
 		return out
 	}
-	// The command's round trip, from here to its reply, is one span: its
-	// send span, and all that the command causes, are its children.
-	ctx, span = tracing.Start(ctx, "invoke "+aggregate, trace.SpanKindClient, commandFlow(ctx, cfg.id, typ, id))
 	rec := &kgo.Record{Topic: CommandsTopic(aggregate), Key: []byte(id), Value: val}
 	streams.Envelope{Type: typ, ID: cfg.id, ReplyTo: iv.replies}.Write(rec)
 	if cfg.expected != AnyVersion {
 		streams.SetHeader(rec, HeaderExpectedVersion, strconv.FormatInt(cfg.expected, 10))
+	}
+	if tracing.Enabled() {
+		// The command's round trip, from here to its reply, is one span: its
+		// send span, and all that the command causes, are its children. It
+		// names the ids the publisher gives the command (Stamp keeps them).
+		streams.Stamp(ctx, rec)
+		f := streams.FlowOf(rec)
+		f.AggregateID = id // a command's key
+		ctx, span = tracing.Start(ctx, "invoke "+aggregate, trace.SpanKindClient, f)
 	}
 	replies := make(chan Reply, 1)
 	iv.mu.Lock()
@@ -256,17 +261,6 @@ func (iv *Invoker) SendAsync(ctx context.Context, aggregate, id string, cmd any,
 		}
 	}()
 	return out
-}
-
-// commandFlow is a command's place in its flow, as streams.Stamp will
-// write it: the flow of the message being handled, if one is, or a new flow
-// the command starts.
-func commandFlow(ctx context.Context, cmdID, typ, aggregateID string) tracing.Flow {
-	f := tracing.Flow{MessageID: cmdID, CorrelationID: cmdID, Type: typ, AggregateID: aggregateID}
-	if handled, ok := streams.MessageFromContext(ctx); ok {
-		f.CorrelationID, f.CausationID = cmp.Or(handled.CorrelationID, handled.ID, cmdID), handled.ID
-	}
-	return f
 }
 
 // closeFlush bounds how long Close waits for commands still buffered.

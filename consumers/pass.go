@@ -141,15 +141,12 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 	}
 	dead := func(err error, attempt int) bool {
 		kind := deadletter.Classify(err)
-		if r.q != nil && policy.Dead(err, attempt) {
-			tracing.Failed(r.group, rec.Topic, kind.String(), false)
-			return true
-		}
-		tracing.Failed(r.group, rec.Topic, kind.String(), true)
-		if hook := r.cfg.Hooks.Retried; hook != nil {
+		dead := r.q != nil && policy.Dead(err, attempt)
+		tracing.Failed(r.group, rec.Topic, kind.String(), !dead)
+		if hook := r.cfg.Hooks.Retried; hook != nil && !dead {
 			hook(r.group, rec.Topic, kind)
 		}
-		return false
+		return dead
 	}
 	attempts, err, ok := r.attempt(ctx, p.key, rec.Offset, policy, p.do, dead)
 	switch {

@@ -329,9 +329,12 @@ func (r *Runner) loop(ctx context.Context, cl *kgo.Client) {
 		// A fenced commit wakes the poll: the partition must be claimed
 		// again and re-read even if no new record comes. So do writes a
 		// claim found held: they are applied between polls.
-		pctx, wake := context.WithCancel(ctx)
+		var pctx context.Context
+		var wake context.CancelFunc
 		if fencedLeft {
 			pctx, wake = context.WithTimeout(ctx, time.Second)
+		} else {
+			pctx, wake = context.WithCancel(ctx)
 		}
 		r.mu.Lock()
 		r.wake = wake

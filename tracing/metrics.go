@@ -50,6 +50,11 @@ func setupMetrics(c config, res *resource.Resource) (shutdown func(context.Conte
 	var opts []sdkmetric.Option
 	var srv *http.Server
 	var ln net.Listener
+	defer func() {
+		if err != nil && ln != nil {
+			ln.Close()
+		}
+	}()
 	if c.metricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		exp, err := otelprom.New(otelprom.WithRegisterer(reg))
@@ -65,9 +70,6 @@ func setupMetrics(c config, res *resource.Resource) (shutdown func(context.Conte
 		opts = append(opts, sdkmetric.WithReader(exp))
 	}
 	if exp, err := otlpMetricsFromEnv(); err != nil {
-		if ln != nil {
-			ln.Close()
-		}
 		return nil, err
 	} else if exp != nil {
 		// OTEL_METRIC_EXPORT_INTERVAL sets the period (default 60 s).
@@ -82,9 +84,6 @@ func setupMetrics(c config, res *resource.Resource) (shutdown func(context.Conte
 		err = ErrAlreadySetUp
 	}
 	if err != nil {
-		if ln != nil {
-			ln.Close()
-		}
 		return nil, errors.Join(err, mp.Shutdown(context.Background()))
 	}
 	otel.SetMeterProvider(mp)
