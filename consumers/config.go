@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/recq/recq/consumers/dedupe"
 	"github.com/recq/recq/consumers/state"
 	"github.com/recq/recq/deadletter"
@@ -81,6 +83,11 @@ type Participant interface {
 	Claimed(ctx context.Context, l state.Lease) error
 	// Released says the partition is no longer the member's.
 	Released(p state.Partition)
+	// Fetched shows a batch of p before its records are handled, so that
+	// what they will need can be read in one round trip instead of one per
+	// record. It cannot fail the batch: what it could not read, the
+	// handlers read, and fail on, themselves.
+	Fetched(ctx context.Context, p state.Partition, recs []*kgo.Record)
 	// Flush returns once everything the handlers of p produced is
 	// acknowledged by the broker; it is called before each batch of p
 	// commits, so a position never passes a record that could be lost. An

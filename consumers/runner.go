@@ -421,6 +421,9 @@ func (r *Runner) handle(ctx context.Context, cl *kgo.Client, poll uint64, recs [
 		return nil // shutting down; the batch is read again
 	}
 	r.noteOldest(key, next, recs)
+	if pt := r.cfg.Participant; pt != nil {
+		pt.Fetched(work, key, recs)
+	}
 	ps := r.newPass(ctx, work, key, r.batches.Begin(lease), ids)
 	var last *kgo.Record
 	for i, rec := range recs {

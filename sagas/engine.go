@@ -111,7 +111,7 @@ func (e *engine[S]) handle(ctx context.Context, is instances[S], in *store.Insta
 		return nil, err
 	}
 	if !out.Ended {
-		if out, err = e.run(ctx, is, out, ev.id, ev.at, func(ctx context.Context, x *Instance[S]) error { return r.run(ctx, evt, x) }); err != nil {
+		if out, err = e.run(ctx, is, out, ev.id, ev.at, evt, r.run); err != nil {
 			return nil, err
 		}
 	}
@@ -162,7 +162,7 @@ func (e *engine[S]) fire(ctx context.Context, is instances[S], in *store.Instanc
 	out := *in
 	out.Deadlines = slices.Delete(slices.Clone(in.Deadlines), i, i+1)
 	if fn := e.saga.deadlines[d.Name]; fn != nil {
-		x, err := e.run(ctx, is, &out, d.ID, d.Due, fn)
+		x, err := e.run(ctx, is, &out, d.ID, d.Due, nil, func(ctx context.Context, _ any, x *Instance[S]) error { return fn(ctx, x) })
 		if err != nil {
 			return nil, fmt.Errorf("deadline %s (%s) of %s: %w", d.Name, d.ID, in.ID, err)
 		}
@@ -172,8 +172,8 @@ func (e *engine[S]) fire(ctx context.Context, is instances[S], in *store.Instanc
 	return &out, nil
 }
 
-// run calls fn with the instance in and returns its new form.
-func (e *engine[S]) run(ctx context.Context, is instances[S], in *store.Instance, trigger string, at time.Time, fn func(context.Context, *Instance[S]) error) (_ *store.Instance, err error) {
+// run calls fn with evt and the instance in and returns its new form.
+func (e *engine[S]) run(ctx context.Context, is instances[S], in *store.Instance, trigger string, at time.Time, evt any, fn func(context.Context, any, *Instance[S]) error) (_ *store.Instance, err error) {
 	x := &Instance[S]{id: in.ID, trigger: trigger, now: at, assoc: slices.Clone(in.Associations),
 		due: slices.Clone(in.Deadlines), saga: e.saga.Name(), sender: e.sender, timeout: e.timeout}
 	if s, ok := is.take(in); ok {
@@ -188,7 +188,7 @@ func (e *engine[S]) run(ctx context.Context, is instances[S], in *store.Instance
 			err = &deadletter.PanicError{Value: v, Stack: string(debug.Stack())}
 		}
 	}()
-	if err := fn(ctx, x); err != nil {
+	if err := fn(ctx, evt, x); err != nil {
 		return nil, err
 	}
 	out := *in
@@ -232,15 +232,15 @@ var errNoValue = errors.New("the association value is empty")
 func (r *route[S]) associate(evt any) (a string, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = deadletter.Permanent(fmt.Errorf("sagas: association %q of %T panicked: %v; fix the association function, then redrive the event with recq dlq redrive", r.key, evt, v))
+			err = deadletter.Permanent(fmt.Errorf("sagas: association %q of %s panicked: %v; fix the association function, then redrive the event with recq dlq redrive", r.key, r.typ, v))
 		}
 	}()
 	v := r.value(evt)
 	if v == "" {
-		return "", deadletter.Permanent(fmt.Errorf("sagas: association %q of %T: %w: the event does not say which instance it is for; fix the producer or the association function, then redrive it with recq dlq redrive", r.key, evt, errNoValue))
+		return "", deadletter.Permanent(fmt.Errorf("sagas: association %q of %s: %w: the event does not say which instance it is for; fix the producer or the association function, then redrive it with recq dlq redrive", r.key, r.typ, errNoValue))
 	}
 	if a, err = association(r.key, v); err != nil {
-		return "", deadletter.Permanent(fmt.Errorf("sagas: %T: %w", evt, err))
+		return "", deadletter.Permanent(fmt.Errorf("sagas: %s: %w", r.typ, err))
 	}
 	return a, nil
 }

@@ -45,12 +45,14 @@ func (l *Local[S]) Handle(ctx context.Context, evt any, at time.Time) (skipped s
 	if r == nil {
 		return "", fmt.Errorf("sagas: %s has no handler for %T", l.eng.saga.Group(), evt)
 	}
+	typ := reflect.TypeOf(evt).String()
+	evt = r.own(evt)
 	a, err := r.associate(evt)
 	if err != nil {
 		return "", err
 	}
 	l.n++
-	ev := event{id: fmt.Sprintf("local-%d", l.n), typ: reflect.TypeOf(evt).String(), at: at.UTC(), assoc: a, from: "local/0", offset: l.n, source: fmt.Sprintf("local/0@%d", l.n)}
+	ev := event{id: fmt.Sprintf("local-%d", l.n), typ: typ, at: at.UTC(), assoc: a, from: "local/0", offset: l.n, source: fmt.Sprintf("local/0@%d", l.n)}
 	v, err := l.eng.locate(ctx, l, r, ev)
 	if err == nil && v.forward != "" {
 		ev.target = v.forward

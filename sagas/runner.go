@@ -131,6 +131,12 @@ type home[S any] struct {
 	inst map[string]*store.Instance
 	// states are the state values of inst's forms (decoded.go).
 	states map[string]held[S]
+	// ahead are the store's answers for associations of the batch in hand,
+	// asked for all at once (participant.Fetched); each is taken once.
+	ahead map[string]store.Resolved
+	// view is the engine's view of it, made once: an interface per record
+	// would be an allocation per record.
+	view instances[S]
 	// gone are ended instances whose batch committed: the store has them,
 	// and a late copy of their events reads them from there. They leave
 	// inst at the next record (a commit does not wait for mu, which a

@@ -14,6 +14,7 @@ import (
 // Register them with Start, On and OnDeadline before NewRunner.
 type Saga[S any] struct {
 	app, name string
+	full      string // Name(), made once: each handler call names it
 	version   int
 	topics    []string
 	pending   []*route[S]
@@ -25,7 +26,7 @@ type Saga[S any] struct {
 // from the beginning of the topics (commands it sends again carry the ids
 // the old version gave them, so aggregates apply them once).
 func New[S any](app, name string, version int, topics ...string) *Saga[S] {
-	return &Saga[S]{app: app, name: name, version: version, topics: topics, deadlines: map[string]func(context.Context, *Instance[S]) error{}}
+	return &Saga[S]{app: app, name: name, full: app + "." + name, version: version, topics: topics, deadlines: map[string]func(context.Context, *Instance[S]) error{}}
 }
 
 // Group is the saga's consumer group: <app>.<name>.v<version>.
@@ -33,7 +34,7 @@ func (s *Saga[S]) Group() string { return fmt.Sprintf("%s.%s.v%d", s.app, s.name
 
 // Name is <app>.<name>: what command ids are derived from, so that every
 // version of the saga derives the same ones.
-func (s *Saga[S]) Name() string { return s.app + "." + s.name }
+func (s *Saga[S]) Name() string { return s.full }
 
 // Topics are the event topics the saga reads.
 func (s *Saga[S]) Topics() []string { return s.topics }
@@ -57,11 +58,14 @@ type Handler[S, E any] func(ctx context.Context, evt E, in *Instance[S]) error
 
 // route is one event type's registration.
 type route[S any] struct {
-	sample any // *E, for the codec's type name
+	sample any    // *E, for the codec's type name
+	typ    string // E's Go type, for errors
 	key    string
 	start  bool
-	// value decodes the record's payload and reads its association value.
+	// An event in hand is an *E, decoded or given (own), so that passing it
+	// around as an any does not copy it to the heap again.
 	decode func(ctx context.Context, codec streams.Codec, topic string, value []byte) (any, error)
+	own    func(evt any) any // an E given by value, as the *E the others take
 	value  func(evt any) string
 	run    func(ctx context.Context, evt any, in *Instance[S]) error
 }
@@ -80,16 +84,17 @@ func On[S, E any](s *Saga[S], a Association[E], fn Handler[S, E]) { register(s, 
 
 func register[S, E any](s *Saga[S], a Association[E], fn Handler[S, E], start bool) {
 	var sample E
-	r := &route[S]{sample: &sample, key: a.Key, start: start,
+	r := &route[S]{sample: &sample, typ: fmt.Sprintf("%T", sample), key: a.Key, start: start,
 		decode: func(ctx context.Context, codec streams.Codec, topic string, value []byte) (any, error) {
-			var evt E
-			err := codec.Decode(ctx, topic, value, &evt)
+			evt := new(E)
+			err := codec.Decode(ctx, topic, value, evt)
 			return evt, err
 		},
-		run: func(ctx context.Context, evt any, in *Instance[S]) error { return fn(ctx, evt.(E), in) },
+		own: func(evt any) any { e := evt.(E); return &e },
+		run: func(ctx context.Context, evt any, in *Instance[S]) error { return fn(ctx, *evt.(*E), in) },
 	}
 	if a.Value != nil {
-		r.value = func(evt any) string { return a.Value(evt.(E)) }
+		r.value = func(evt any) string { return a.Value(*evt.(*E)) }
 	}
 	s.pending = append(s.pending, r)
 }

@@ -5,6 +5,7 @@ package broker
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -51,6 +52,7 @@ type Config struct {
 type Broker struct {
 	c    *kfake.Cluster
 	addr string
+	dir  string     // the data dir; "" in memory
 	disk *diskGuard // nil without a data dir
 }
 
@@ -76,6 +78,18 @@ func Start(cfg Config) (*Broker, error) {
 		}
 		return nil, fmt.Errorf("broker: listen on %s: %w", addr, err)
 	}
+	clean := true
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("broker: data dir: %w", err)
+		}
+		if clean, err = stoppedCleanly(cfg.DataDir); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
+	g := newGate(ln)
 	used := false
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
@@ -86,7 +100,7 @@ func Start(cfg Config) (*Broker, error) {
 				return nil, errors.New("broker: only one listener")
 			}
 			used = true
-			return ln, nil
+			return g, nil
 		}),
 	}
 	if cfg.Log != nil {
@@ -96,10 +110,6 @@ func Start(cfg Config) (*Broker, error) {
 	// stays off: see autoCreate for why recq creates the topics itself.
 	opts = append(opts, kfake.DefaultNumPartitions(int(partitions)))
 	if cfg.DataDir != "" {
-		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("broker: data dir: %w", err)
-		}
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
 	}
 	if cfg.SyncWrites {
@@ -110,7 +120,16 @@ func Start(cfg Config) (*Broker, error) {
 		ln.Close()
 		return nil, fmt.Errorf("broker: start (data dir %q): %w", cfg.DataDir, err)
 	}
-	b := &Broker{c: c, addr: ln.Addr().String()}
+	b := &Broker{c: c, addr: ln.Addr().String(), dir: cfg.DataDir}
+	if !clean {
+		ctx, cancel := context.WithTimeout(context.Background(), recoverTimeout)
+		err := recoverOpen(ctx, g.dial, b.addr, log)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(log, "recq dev: the last stop was not clean, and ending the transactions it left open failed: %v; readers of their partitions may wait for them\n", err)
+		}
+	}
+	close(g.open)
 	if cfg.AutoCreateTopics {
 		installAutoCreate(c, partitions, log)
 	}
@@ -142,4 +161,7 @@ func (b *Broker) Close() {
 		b.disk = nil
 	}
 	b.c.Close()
+	if b.dir != "" {
+		_ = markCleanStop(b.dir) // without it the next start only recovers again
+	}
 }

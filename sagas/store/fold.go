@@ -49,8 +49,10 @@ type foldBatch struct {
 	// handler succeeds.
 	staged []save
 	// The handlers' context, made once per inner context (the inner batch
-	// also makes its own once per parent): Do is on every event's path.
+	// also makes its own once per parent): Do is on every event's path,
+	// and so is call, made once, which runs fn, the record's handler.
 	innerCtx, ctx context.Context
+	call, fn      func(context.Context) error
 }
 
 type save struct {
@@ -62,12 +64,17 @@ type foldKey struct{}
 
 func (b *foldBatch) Do(ctx context.Context, fn func(ctx context.Context) error) error {
 	b.staged = b.staged[:0]
-	err := b.inner.Do(ctx, func(ictx context.Context) error {
-		if ictx != b.innerCtx {
-			b.innerCtx, b.ctx = ictx, context.WithValue(ictx, foldKey{}, b)
+	if b.call == nil {
+		b.call = func(ictx context.Context) error {
+			if ictx != b.innerCtx {
+				b.innerCtx, b.ctx = ictx, context.WithValue(ictx, foldKey{}, b)
+			}
+			return b.fn(b.ctx)
 		}
-		return fn(b.ctx)
-	})
+	}
+	b.fn = fn
+	err := b.inner.Do(ctx, b.call)
+	b.fn = nil
 	if err != nil {
 		return err
 	}
@@ -84,7 +91,7 @@ func (b *foldBatch) Do(ctx context.Context, fn func(ctx context.Context) error) 
 // there (or taken by the store) and f empty.
 func (b *foldBatch) Commit(ctx context.Context, next int64) error {
 	if !b.f.empty() {
-		if err := b.inner.Do(ctx, func(ictx context.Context) error { b.f.queue(ictx); return nil }); err != nil {
+		if err := b.inner.Do(ctx, func(ictx context.Context) error { b.f.queue(ictx, b.s); return nil }); err != nil {
 			return err
 		}
 		b.f = fold{}
@@ -106,12 +113,16 @@ func batchOf(ctx context.Context) *foldBatch {
 
 // fold is a batch's saga writes, by key.
 type fold struct {
-	inst map[string]instWrite
+	// inst is keyed by group and id, its Redis key made only at queue: a
+	// batch saves its instances many times.
+	inst map[instRef]instWrite
 	// hashes and zsets map a key to its fields or members and their last
 	// write: a value (a score) to set, nil to delete.
 	hashes map[string]map[string]*string
 	zsets  map[string]map[string]*float64
 }
+
+type instRef struct{ group, id string }
 
 type instWrite struct {
 	in  *Instance
@@ -120,11 +131,11 @@ type instWrite struct {
 
 func (f *fold) empty() bool { return len(f.inst)+len(f.hashes)+len(f.zsets) == 0 }
 
-func (f *fold) set(key string, in *Instance, ttl time.Duration) {
+func (f *fold) set(ref instRef, in *Instance, ttl time.Duration) {
 	if f.inst == nil {
-		f.inst = map[string]instWrite{}
+		f.inst = map[instRef]instWrite{}
 	}
-	f.inst[key] = instWrite{in: in, ttl: ttl}
+	f.inst[ref] = instWrite{in: in, ttl: ttl}
 }
 
 func (f *fold) hash(key, field string, v *string) {
@@ -153,10 +164,14 @@ const chunk = 1000
 
 // queue queues f's writes on the batch's Redis queue, keys in order so a
 // batch's commands do not depend on map order.
-func (f *fold) queue(ctx context.Context) {
+func (f *fold) queue(ctx context.Context, s *redisStore) {
 	q := state.Redis(ctx)
-	for _, key := range slices.Sorted(maps.Keys(f.inst)) {
-		w := f.inst[key]
+	keys := make(map[string]instWrite, len(f.inst))
+	for ref, w := range f.inst {
+		keys[s.instKey(ref.group, ref.id)] = w
+	}
+	for _, key := range slices.Sorted(maps.Keys(keys)) {
+		w := keys[key]
 		b, err := json.Marshal(w.in)
 		if err != nil {
 			panic("store: an Instance always marshals: " + err.Error())
@@ -206,15 +221,21 @@ func (s *redisStore) fold(f *fold, group string, old, in *Instance) {
 	if in.Ended {
 		ttl = s.ended
 	}
-	f.set(s.instKey(group, in.ID), in, ttl)
-	idx := s.key(group, "assoc")
-	for _, a := range diff(associations(old), associations(in)) {
-		f.hash(idx, a, nil)
-	}
-	for _, a := range diff(associations(in), associations(old)) {
-		f.hash(idx, a, &in.ID)
+	f.set(instRef{group, in.ID}, in, ttl)
+	removed, added := diff(associations(old), associations(in)), diff(associations(in), associations(old))
+	if len(removed)+len(added) > 0 {
+		idx := s.key(group, "assoc")
+		for _, a := range removed {
+			f.hash(idx, a, nil)
+		}
+		for _, a := range added {
+			f.hash(idx, a, &in.ID)
+		}
 	}
 	before, after := deadlines(old), deadlines(in)
+	if len(before)+len(after) == 0 {
+		return
+	}
 	due := s.dueKey(group, in.Partition)
 	for _, d := range before {
 		if !slices.Contains(after, d) {

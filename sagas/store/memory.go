@@ -48,14 +48,16 @@ func (m *memory) Load(_ context.Context, group, id string) (*Instance, error) {
 	return nil, nil
 }
 
-func (m *memory) Resolve(_ context.Context, group, assoc string) (*Instance, string, error) {
+func (m *memory) Resolve(_ context.Context, group string, assocs ...string) ([]Resolved, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	g := m.g[group]
-	if g == nil {
-		return nil, "", nil
+	out := make([]Resolved, len(assocs))
+	if g := m.g[group]; g != nil {
+		for i, a := range assocs {
+			out[i] = Resolved{Own: clone(g.inst[a]), Indexed: g.assoc[a]}
+		}
 	}
-	return clone(g.inst[assoc]), g.assoc[assoc], nil
+	return out, nil
 }
 
 func (m *memory) Deadlines(_ context.Context, group string, partition int32) ([]Due, error) {

@@ -122,24 +122,32 @@ func (s *redisStore) Load(ctx context.Context, group, id string) (*Instance, err
 	return decode(b)
 }
 
-func (s *redisStore) Resolve(ctx context.Context, group, assoc string) (*Instance, string, error) {
-	var get *redis.StringCmd
-	var idx *redis.StringCmd
+func (s *redisStore) Resolve(ctx context.Context, group string, assocs ...string) ([]Resolved, error) {
+	if len(assocs) == 0 {
+		return nil, nil
+	}
+	gets := make([]*redis.StringCmd, len(assocs))
+	var idx *redis.SliceCmd
 	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.Get(ctx, s.instKey(group, assoc))
-		idx = p.HGet(ctx, s.key(group, "assoc"), assoc)
+		for i, a := range assocs {
+			gets[i] = p.Get(ctx, s.instKey(group, a))
+		}
+		idx = p.HMGet(ctx, s.key(group, "assoc"), assocs...)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, "", s.wrap("resolve association "+assoc, err)
+		return nil, s.wrap(fmt.Sprintf("resolve %d associations (%s first)", len(assocs), assocs[0]), err)
 	}
-	var own *Instance
-	if b, err := get.Result(); err == nil {
-		if own, err = decode(b); err != nil {
-			return nil, "", err
+	out := make([]Resolved, len(assocs))
+	for i, v := range idx.Val() {
+		out[i].Indexed, _ = v.(string)
+		if b, err := gets[i].Result(); err == nil {
+			if out[i].Own, err = decode(b); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return own, idx.Val(), nil
+	return out, nil
 }
 
 // A deadline's member in its partition's sorted set: instance, id and
@@ -164,10 +172,11 @@ func (s *redisStore) Deadlines(ctx context.Context, group string, partition int3
 
 func (s *redisStore) List(ctx context.Context, group string, f Filter) ([]*Instance, error) {
 	if f.Association != "" {
-		own, indexed, err := s.Resolve(ctx, group, f.Association)
+		rs, err := s.Resolve(ctx, group, f.Association)
 		if err != nil {
 			return nil, err
 		}
+		own, indexed := rs[0].Own, rs[0].Indexed
 		if own == nil && indexed != "" {
 			if own, err = s.Load(ctx, group, indexed); err != nil {
 				return nil, err

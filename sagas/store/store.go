@@ -14,10 +14,10 @@
 //     ended instance is kept, without its associations and deadlines, for
 //     at least the store's ended retention, so a late copy of an event is
 //     known as handled.
-//   - Resolve returns, for an association value, the instance whose id it
-//     is and the id the index gives for it, in one round trip. The index
-//     holds every association of every instance not ended, and nothing
-//     else.
+//   - Resolve returns, for each association value asked, the instance
+//     whose id it is and the id the index gives for it, in order, in one
+//     round trip however many are asked. The index holds every association
+//     of every instance not ended, and nothing else.
 //   - Deadlines returns the pending deadlines of the instances whose home
 //     is the given partition, as the last applied Saves left them.
 //   - List returns the instances of a group, ended ones with Filter.Ended.
@@ -93,6 +93,12 @@ type Handled struct {
 	Source string `json:"source,omitempty"`
 }
 
+// Resolved is what Resolve found for one association value.
+type Resolved struct {
+	Own     *Instance // the instance whose id the value is (nil: none)
+	Indexed string    // the instance id the index gives for it ("": none)
+}
+
 // Due is a pending deadline of an instance.
 type Due struct {
 	Instance string
@@ -116,7 +122,7 @@ type Store interface {
 	Reader
 	// Positions is the consumer-state store the runner commits through.
 	Positions() state.Store
-	Resolve(ctx context.Context, group, assoc string) (own *Instance, indexed string, err error)
+	Resolve(ctx context.Context, group string, assocs ...string) ([]Resolved, error)
 	Deadlines(ctx context.Context, group string, partition int32) ([]Due, error)
 	// Save queues, in the batch of ctx (a handler's context), the change of
 	// an instance from old (nil: new) to in, index and deadlines included.

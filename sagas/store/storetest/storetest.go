@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ListFilters", testList},
 		{"GroupsIsolated", testGroups},
 		{"ManySavesInOneBatch", testManySaves},
+		{"ResolveMany", testResolveMany},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t)) })
@@ -82,11 +83,14 @@ func load(t *testing.T, s store.Store, g, id string) *store.Instance {
 
 func resolve(t *testing.T, s store.Store, assoc string) (*store.Instance, string) {
 	t.Helper()
-	own, idx, err := s.Resolve(context.Background(), group, assoc)
+	rs, err := s.Resolve(context.Background(), group, assoc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return own, idx
+	if len(rs) != 1 {
+		t.Fatalf("Resolve of one association gave %d answers", len(rs))
+	}
+	return rs[0].Own, rs[0].Indexed
 }
 
 func same(t *testing.T, what string, got, want *store.Instance) {
@@ -309,8 +313,8 @@ func testGroups(t *testing.T, s store.Store) {
 	if in := load(t, s, other, "order=o1"); in != nil {
 		t.Fatalf("another group sees the instance: %+v", in)
 	}
-	if own, idx, err := s.Resolve(context.Background(), other, "payment=p1"); err != nil || own != nil || idx != "" {
-		t.Fatalf("another group sees the index: %+v %q %v", own, idx, err)
+	if rs, err := s.Resolve(context.Background(), other, "payment=p1"); err != nil || len(rs) != 1 || rs[0].Own != nil || rs[0].Indexed != "" {
+		t.Fatalf("another group sees the index: %+v %v", rs, err)
 	}
 }
 
@@ -345,5 +349,36 @@ func testManySaves(t *testing.T, s store.Store) {
 	}
 	if ds, err := s.Deadlines(ctx, group, routed.Partition); err != nil || len(ds) != 0 {
 		t.Fatalf("a deadline scheduled and cancelled in one batch is pending: %+v %v", ds, err)
+	}
+}
+
+// testResolveMany asks for several associations at once: the answers come
+// in the order asked, for an instance's own id, an indexed association, an
+// unknown one and a repeated one alike; asking for none answers none.
+func testResolveMany(t *testing.T, s store.Store) {
+	a, b := instance("order=o1", "payment=p1"), instance("order=o2")
+	if err := commit(t, s, group, [2]*store.Instance{nil, a}, [2]*store.Instance{nil, b}); err != nil {
+		t.Fatal(err)
+	}
+	asked := []string{"payment=p1", "order=o9", "order=o2", "order=o1", "payment=p1"}
+	rs, err := s.Resolve(context.Background(), group, asked...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != len(asked) {
+		t.Fatalf("%d answers for %d associations", len(rs), len(asked))
+	}
+	want := []struct {
+		own     *store.Instance
+		indexed string
+	}{{nil, "order=o1"}, {nil, ""}, {b, "order=o2"}, {a, "order=o1"}, {nil, "order=o1"}}
+	for i, w := range want {
+		same(t, asked[i]+" (own)", rs[i].Own, w.own)
+		if rs[i].Indexed != w.indexed {
+			t.Fatalf("%s: indexed %q, want %q", asked[i], rs[i].Indexed, w.indexed)
+		}
+	}
+	if rs, err := s.Resolve(context.Background(), group); err != nil || len(rs) != 0 {
+		t.Fatalf("Resolve of no association: %+v %v", rs, err)
 	}
 }
