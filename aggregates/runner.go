@@ -242,7 +242,7 @@ func (r *Runner[S]) handle(ctx context.Context, rec *kgo.Record, k key) (recs []
 	ctx = streams.ContextWithMessage(ctx, env)
 	if tracing.Enabled() {
 		var span trace.Span
-		ctx, span = tracing.Process(ctx, rec, r.group, streams.FlowOf)
+		ctx, span = tracing.Process(ctx, rec, r.group, "", streams.FlowOf)
 		defer func() {
 			for _, o := range recs {
 				o.Context = ctx // their send spans are the command's children

@@ -109,8 +109,9 @@ type handler struct {
 	fn     func(ctx context.Context, codec streams.Codec, r *kgo.Record, md Metadata) error
 	name   string             // the event type's name
 	policy *deadletter.Policy // nil: the runner's
-	// span names its handler span (todo.stats.On(TodoItemAdded)); untraced
-	// handlers have none, nor a process span (Untraced).
+	// span names the handler (todo.stats.On(TodoItemAdded)): the process
+	// span's recq.handler, and an attempt's span once one failed; untraced
+	// handlers have neither (Untraced).
 	span     string
 	untraced bool
 }

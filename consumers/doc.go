@@ -158,9 +158,11 @@
 //
 // With tracing on (tracing.Setup), each record is a "process <topic>" span,
 // the child of its producer's send span, through its routing, attempts and
-// dead event; each attempt of its handler is a span of its own
-// ("todo.stats.On(ItemAdded)"), and what the handler publishes continues
-// the trace. Untraced() opts a hot handler out of both. The runner's log
+// dead event; it names its handler (recq.handler, "todo.stats.On(ItemAdded)"),
+// and what the handler publishes continues the trace. A record handled at
+// the first attempt is that one span; once an attempt fails, it and each
+// later attempt are spans of their own under it, named after the handler.
+// Untraced() opts a hot handler out of both. The runner's log
 // lines about a record carry its correlation_id, causation_id and
 // message_id, and its trace_id and span_id when tracing is on
 // (streams.Logger wraps the runner's logger).

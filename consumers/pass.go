@@ -30,6 +30,10 @@ type pass struct {
 		rec *kgo.Record
 		md  Metadata
 		ctx context.Context // the handlers': hctx, or its process span's child
+		// traced: the record's process span records; attempt counts the
+		// attempts of its handler so far.
+		traced  bool
+		attempt int
 		// lctx is the loop's: cancelled with the runner, and carrying the
 		// record and its span for the log lines about it.
 		lctx context.Context
@@ -38,6 +42,7 @@ type pass struct {
 	do         func() error // handles cur in the batch
 	mark       func() error // records cur's id in the observer's dedupe store
 	ids        *pollIDs     // an observer's ids taken in this poll
+	up         tracing.Upstream
 	// failed is the error that made the record in hand dead, for its
 	// process span.
 	failed error
@@ -48,16 +53,25 @@ type pass struct {
 
 func (r *Runner) newPass(ctx, work context.Context, key state.Partition, b state.Batch, ids *pollIDs) *pass {
 	p := &pass{r: r, work: work, key: key, b: b, ids: ids}
+	// With a process span that records, which names the handler, an
+	// attempt is a span of its own only when it fails or follows a
+	// failure: the first runs under the process span (most records need
+	// one attempt, and a span is most of what tracing costs a record), and
+	// is recorded after the fact if it fails.
 	handle := func(ctx context.Context) error {
 		h := p.cur.h
-		if !tracing.Enabled() || h.untraced {
+		if !p.cur.traced {
 			return call(ctx, h, r.codec, p.cur.rec, p.cur.md)
 		}
-		var f tracing.Flow // the record's ids, for a span that records
-		if trace.SpanFromContext(ctx).IsRecording() {
-			f = streams.FlowOf(p.cur.rec)
+		if p.cur.attempt++; p.cur.attempt == 1 {
+			start := time.Now()
+			err := call(ctx, h, r.codec, p.cur.rec, p.cur.md)
+			if err != nil {
+				tracing.Attempted(ctx, h.span, start, streams.FlowOf(p.cur.rec), err)
+			}
+			return err
 		}
-		ctx, span := tracing.Start(ctx, h.span, trace.SpanKindInternal, f)
+		ctx, span := tracing.Start(ctx, h.span, trace.SpanKindInternal, streams.FlowOf(p.cur.rec))
 		err := call(ctx, h, r.codec, p.cur.rec, p.cur.md)
 		tracing.End(span, err)
 		return err
@@ -66,6 +80,9 @@ func (r *Runner) newPass(ctx, work context.Context, key state.Partition, b state
 	// publish (streams.Publisher, aggregates.Invoker) continues its flow:
 	// same correlation id, the event as causation.
 	p.hctx = streams.ContextWithMessageSource(work, &p.cur.md)
+	if tracing.Enabled() { // a record not sampled passes its trace on through p.up: no context per record
+		p.hctx = tracing.ContextWithUpstream(p.hctx, &p.up)
+	}
 	p.lctx = streams.ContextWithMessageSource(ctx, &p.cur.md)
 	p.do = func() error { return b.Do(p.cur.ctx, handle) }
 	p.mark = func() error { return r.dedupe.Mark(work, r.group, p.cur.md.ID()) }
@@ -79,6 +96,7 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 	h, typed := r.handler(rec)
 	p.cur.h, p.cur.rec, p.cur.md = h, rec, metadata(r.group, rec) // before any log line names it
 	p.cur.ctx, p.cur.lctx, p.failed = p.hctx, p.lctx, nil
+	p.cur.traced, p.cur.attempt = false, 0
 	if tracing.MetricsEnabled() {
 		start := time.Now()
 		defer func() { tracing.Consumed(r.group, rec.Topic, start, p.failed) }()
@@ -88,8 +106,13 @@ func (p *pass) process(ctx context.Context, rec *kgo.Record) bool {
 			p.cur.ctx = tracing.Continue(p.hctx, rec) // what it publishes still joins the trace
 		} else {
 			var span trace.Span
-			p.cur.ctx, span = tracing.Process(p.hctx, rec, r.group, streams.FlowOf)
+			var name string
+			if h != nil {
+				name = h.span
+			}
+			p.cur.ctx, span = tracing.Process(p.hctx, rec, r.group, name, streams.FlowOf)
 			if span.IsRecording() { // else nothing to end, nor a trace to log
+				p.cur.traced = h != nil
 				p.cur.lctx = trace.ContextWithSpan(p.lctx, span)
 				defer func() { tracing.End(span, p.failed) }()
 			}

@@ -20,10 +20,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/recq/recq/consumers"
+	"github.com/recq/recq/consumers/state"
 	"github.com/recq/recq/internal/testenv"
 	"github.com/recq/recq/schema"
 	"github.com/recq/recq/streams"
@@ -75,7 +77,7 @@ var benchVariants = []benchVariant{
 	{name: "raw", raw: true},
 	{name: "off"},
 	{name: "on-0", env: map[string]string{"OTEL_TRACES_SAMPLER": "always_off"}},
-	{name: "on-1", env: map[string]string{"OTEL_TRACES_SAMPLER": "always_on"}, pubSpans: 1, projSpans: 2},
+	{name: "on-1", env: map[string]string{"OTEL_TRACES_SAMPLER": "always_on"}, pubSpans: 1, projSpans: 1},
 	{name: "on-1-otlp", env: map[string]string{"OTEL_TRACES_SAMPLER": "always_on",
 		// A queue that holds a whole run: no span dropped, so all are
 		// exported (the default, 2,048, drops under a backlog).
@@ -104,7 +106,10 @@ var benchRound atomic.Int64
 //     new group) from the start of a topic pre-filled with 200,000 such
 //     records, each carrying a sampled traceparent as a traced upstream
 //     writes it, until caught up (raw: a franz-go group consumer counting
-//     the records).
+//     the records);
+//   - projr: the same projector on state.NewRedis (a redis-server on
+//     loopback), one HINCRBY per event, as a read model would (no raw
+//     run): what a projector with a real store pays.
 //
 // The variants: raw franz-go; recq with tracing off (no Setup); on with
 // sampling 0 (always_off) and 1 (always_on), spans into an exporter that
@@ -150,23 +155,27 @@ func BenchmarkTracingOverhead(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		n := benchRound.Add(1)
-		res := map[string][2]benchMeasured{}
+		res := map[string][3]benchMeasured{}
 		for i := range variants {
 			v := variants[(int(n)+i)%len(variants)]
 			res[v.name] = e.runVariant(b, v, n)
 		}
 		var line []string
 		for _, v := range variants {
-			for j, what := range []string{"pub", "proj"} {
+			for j, what := range []string{"pub", "proj", "projr"} {
 				m := res[v.name][j]
+				if m.wall == 0 {
+					continue // raw has no projr
+				}
 				b.ReportMetric(m.rate(), what+"-"+v.name+"-events/s")
 				b.ReportMetric(m.cpuPerEvent(), what+"-"+v.name+"-cpu-µs/event")
 				if off, ok := res["off"]; ok && !v.raw && v.name != "off" {
 					b.ReportMetric(100*(1-m.rate()/off[j].rate()), what+"-"+v.name+"-cost-%")
 				}
 			}
-			line = append(line, fmt.Sprintf("%s pub %.0f/s (%.2f µs) proj %.0f/s (%.2f µs)", v.name,
-				res[v.name][0].rate(), res[v.name][0].cpuPerEvent(), res[v.name][1].rate(), res[v.name][1].cpuPerEvent()))
+			line = append(line, fmt.Sprintf("%s pub %.0f/s (%.2f µs) proj %.0f/s (%.2f µs) projr %.0f/s (%.2f µs)", v.name,
+				res[v.name][0].rate(), res[v.name][0].cpuPerEvent(), res[v.name][1].rate(), res[v.name][1].cpuPerEvent(),
+				res[v.name][2].rate(), res[v.name][2].cpuPerEvent()))
 		}
 		b.Logf("round %d (load average %s): %s", n, benchLoadAvg(), strings.Join(line, "; "))
 	}
@@ -180,6 +189,7 @@ type traceBench struct {
 	value []byte // the encoded BenchDeposited every record carries
 	typ   string
 	otlp  *httptest.Server
+	rdb   *redis.Client
 	// otlpBytes is what the OTLP server was sent.
 	otlpBytes, otlpRequests atomic.Int64
 }
@@ -187,6 +197,7 @@ type traceBench struct {
 func newTraceBench(b *testing.B) *traceBench {
 	b.Helper()
 	e := &traceBench{addr: testenv.Kafka(b), serde: testenv.Serde(b)}
+	e.rdb = testenv.RedisClient(b, testenv.Redis(b).Addr)
 	ctx := context.Background()
 	var err error
 	e.value, e.typ, err = e.serde.Encode(ctx, benchProjTopic, BenchDeposited{Account: "acct-1", Amount: 42})
@@ -234,7 +245,7 @@ func (e *traceBench) records(topic string) []*kgo.Record {
 
 // runVariant sets tracing up as v says, runs the publisher and then the
 // projector, and shuts tracing down.
-func (e *traceBench) runVariant(b *testing.B, v benchVariant, n int64) (res [2]benchMeasured) {
+func (e *traceBench) runVariant(b *testing.B, v benchVariant, n int64) (res [3]benchMeasured) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var exp discard
@@ -267,7 +278,7 @@ func (e *traceBench) runVariant(b *testing.B, v benchVariant, n int64) (res [2]b
 	}
 	defer flush()
 	// Samples of the goroutines started in a part are labelled
-	// run=<variant>/<pub|proj> (go tool pprof -tagfocus run=on-1/pub);
+	// run=<variant>/<pub|proj|projr> (go tool pprof -tagfocus run=on-1/pub);
 	// the broker's are not: TRACEBENCH_VARIANTS gives whole profiles.
 	reqs := e.otlpRequests.Load()
 	pprof.Do(ctx, pprof.Labels("run", v.name+"/pub"), func(ctx context.Context) {
@@ -276,8 +287,7 @@ func (e *traceBench) runVariant(b *testing.B, v benchVariant, n int64) (res [2]b
 	if got, want := exp.spans.Load(), v.pubSpans*(benchRecords+1); !v.otlp && got != want { // +1: the warm-up record
 		b.Fatalf("%s: publisher: %d spans exported, want %d", v.name, got, want)
 	}
-	exp.spans.Store(0)
-	if v.otlp { // set up again: the publisher's run flushed it
+	setupAgain := func() {
 		benchMust(b, os.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", e.otlp.URL))
 		for k, val := range v.env {
 			benchMust(b, os.Setenv(k, val))
@@ -289,11 +299,24 @@ func (e *traceBench) runVariant(b *testing.B, v benchVariant, n int64) (res [2]b
 			_ = os.Unsetenv(k)
 		}
 	}
-	pprof.Do(ctx, pprof.Labels("run", v.name+"/proj"), func(ctx context.Context) {
-		res[1] = e.project(ctx, b, v, n, flushIf(v.otlp, flush))
-	})
-	if got, want := exp.spans.Load(), v.projSpans*benchRecords; !v.otlp && got != want {
-		b.Fatalf("%s: projector: %d spans exported, want %d", v.name, got, want)
+	if v.otlp { // set up again: the publisher's run flushed it
+		setupAgain()
+	}
+	for j, store := range []bool{false, true} {
+		if store && v.raw {
+			break
+		}
+		if v.otlp && store { // set up again: the memory projector's run flushed it
+			setupAgain()
+		}
+		exp.spans.Store(0)
+		part := [...]string{"proj", "projr"}[j]
+		pprof.Do(ctx, pprof.Labels("run", v.name+"/"+part), func(ctx context.Context) {
+			res[1+j] = e.project(ctx, b, v, n, store, flushIf(v.otlp, flush))
+		})
+		if got, want := exp.spans.Load(), v.projSpans*benchRecords; !v.otlp && got != want {
+			b.Fatalf("%s: %s: %d spans exported, want %d", v.name, part, got, want)
+		}
 	}
 	if v.otlp && e.otlpRequests.Load() == reqs {
 		b.Fatalf("%s: no span exported by OTLP", v.name)
@@ -341,8 +364,11 @@ func (e *traceBench) publish(ctx context.Context, b *testing.B, v benchVariant, 
 // project times a projector (or raw franz-go) from the start of the
 // pre-filled topic until it has handled every record; end runs in the
 // timed part once it has.
-func (e *traceBench) project(ctx context.Context, b *testing.B, v benchVariant, n int64, end func()) benchMeasured {
+func (e *traceBench) project(ctx context.Context, b *testing.B, v benchVariant, n int64, store bool, end func()) benchMeasured {
 	group := "tracebench-" + strconv.FormatInt(n, 10) + "-" + v.name
+	if store {
+		group += "-redis"
+	}
 	if v.raw {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(e.addr), kgo.ConsumerGroup(group), kgo.ConsumeTopics(benchProjTopic),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
@@ -360,14 +386,24 @@ func (e *traceBench) project(ctx context.Context, b *testing.B, v benchVariant, 
 	}
 	var handled, sum atomic.Int64
 	p := consumers.NewProjector("tracebench", group, 1, benchProjTopic)
-	consumers.On(p, func(_ context.Context, ev BenchDeposited, _ consumers.Metadata) error {
+	opts := []consumers.RunnerOption{consumers.WithLogger(benchQuietLog)}
+	if store {
+		st, err := state.NewRedis(e.rdb)
+		benchMust(b, err)
+		opts = append(opts, consumers.WithStore(st))
+	}
+	hash := group + ":balances"
+	consumers.On(p, func(ctx context.Context, ev BenchDeposited, _ consumers.Metadata) error {
+		if store {
+			state.Redis(ctx).HIncrBy(ctx, hash, ev.Account, ev.Amount)
+		}
 		sum.Add(ev.Amount)
 		handled.Add(1)
 		return nil
 	})
 	var stop func()
 	m := benchMeasure(b, func() {
-		r, err := consumers.NewRunner(p, e.serde, []string{e.addr}, consumers.WithLogger(benchQuietLog))
+		r, err := consumers.NewRunner(p, e.serde, []string{e.addr}, opts...)
 		benchMust(b, err)
 		runCtx, cancel := context.WithCancel(ctx)
 		errc := make(chan error, 1)
@@ -385,6 +421,19 @@ func (e *traceBench) project(ctx context.Context, b *testing.B, v benchVariant, 
 	stop()
 	if handled.Load() != benchRecords || sum.Load() != 42*benchRecords {
 		b.Fatalf("%s: projector handled %d events (sum %d), want %d", v.name, handled.Load(), sum.Load(), benchRecords)
+	}
+	if store { // the read model holds every event once
+		vals, err := e.rdb.HVals(ctx, hash).Result()
+		benchMust(b, err)
+		var total int64
+		for _, s := range vals {
+			n, err := strconv.ParseInt(s, 10, 64)
+			benchMust(b, err)
+			total += n
+		}
+		if total != 42*benchRecords {
+			b.Fatalf("%s: the Redis read model sums to %d, want %d", v.name, total, 42*benchRecords)
+		}
 	}
 	return m
 }

@@ -29,9 +29,19 @@
 //	    ├ todo.Handle(AddItem)         INTERNAL  the command's handler
 //	    ├ send todo.events             PRODUCER  each event, in the transaction
 //	    │ └ process todo.events        CONSUMER  a projector, observer, saga
-//	    │   └ todo.stats.On(ItemAdded) INTERNAL  each attempt of its handler
-//	    │     └ send ...               PRODUCER  what the handler publishes
+//	    │   ├ send ...                 PRODUCER  what the handler publishes
+//	    │   └ todo.stats.On(ItemAdded) INTERNAL  an attempt, once one has failed
+//	    │     └ send ...               PRODUCER  what a retry publishes
 //	    └ send recq.replies            PRODUCER  the reply
+//
+// A consumed record is one span when its handler succeeds at the first
+// attempt, as most do: the process span, which names the handler
+// (recq.handler: todo.stats.On(ItemAdded)) and is the parent of what it
+// publishes. A span costs more than the rest of an event's handling, so
+// an attempt is a span of its own only when it is needed to tell attempts
+// apart: a first attempt that fails is recorded when it fails (from its
+// start, with its error; what it published stays under the process span),
+// and every later attempt is a span from its start.
 //
 // A process span is the child of its record's send span by default, not
 // only linked to it as the conventions prefer for batches: recq handles
@@ -44,9 +54,11 @@
 // Spans carry messaging.system, messaging.operation.type and .name,
 // messaging.destination.name and .partition.id, messaging.kafka.offset and
 // .message.key, messaging.consumer.group.name and messaging.message.id
-// (the recq id), with recq.correlation_id, recq.causation_id, recq.type and
-// recq.aggregate_id; a failure sets the span's error status, an exception
-// event and error.type. A handler registered with consumers.Untraced has
+// (the recq id), with recq.correlation_id, recq.causation_id, recq.type,
+// recq.aggregate_id and, on a consumer's process span, recq.handler; a
+// failure sets the span's error status, an exception event and
+// error.type. A send span gets its attributes when the broker answers,
+// all at once with the partition and offset. A handler registered with consumers.Untraced has
 // no spans of its own, though what it publishes joins the flow's trace.
 //
 // # Sentry

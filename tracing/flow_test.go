@@ -153,11 +153,13 @@ const (
 
 // One Send is one trace: the invoker's round trip, its command, the
 // aggregate's handling, the event and the projector's handling of it, each
-// the child of the one before.
+// the child of the one before. The projector's handler succeeds at its
+// first attempt: that is the process span's (which names the handler),
+// with no span of its own.
 func TestOneSendIsOneTrace(t *testing.T) {
 	exp := setup(t)
 	cmdID := flow(t, nil)
-	s := spans(t, exp, invoke, sendCmd, processCmd, handleCmd, sendEvent, processEvt, handleEvent, sendReply)
+	s := spans(t, exp, invoke, sendCmd, processCmd, handleCmd, sendEvent, processEvt, sendReply)
 	root := s[invoke]
 	if root.Parent.IsValid() || root.SpanKind != trace.SpanKindClient {
 		t.Errorf("%q: parent %v, kind %v; want a root, client", invoke, root.Parent, root.SpanKind)
@@ -168,9 +170,11 @@ func TestOneSendIsOneTrace(t *testing.T) {
 	childOf(t, s[sendEvent], s[processCmd])
 	childOf(t, s[sendReply], s[processCmd])
 	childOf(t, s[processEvt], s[sendEvent])
-	childOf(t, s[handleEvent], s[processEvt])
+	if _, ok := s[handleEvent]; ok {
+		t.Errorf("a span %q for a first attempt that succeeded; want none", handleEvent)
+	}
 	for name, kind := range map[string]trace.SpanKind{sendCmd: trace.SpanKindProducer, sendEvent: trace.SpanKindProducer,
-		processCmd: trace.SpanKindConsumer, processEvt: trace.SpanKindConsumer, handleEvent: trace.SpanKindInternal} {
+		processCmd: trace.SpanKindConsumer, processEvt: trace.SpanKindConsumer, handleCmd: trace.SpanKindInternal} {
 		if s[name].SpanKind != kind {
 			t.Errorf("%q: kind %v; want %v", name, s[name].SpanKind, kind)
 		}
@@ -179,7 +183,7 @@ func TestOneSendIsOneTrace(t *testing.T) {
 		t.Errorf("%q: message id %q; want the command id %q", invoke, got, cmdID)
 	}
 	// Every span names the flow: the command starts it.
-	for _, name := range []string{invoke, sendCmd, processCmd, handleCmd, sendEvent, processEvt, handleEvent, sendReply} {
+	for _, name := range []string{invoke, sendCmd, processCmd, handleCmd, sendEvent, processEvt, sendReply} {
 		if got := attr(s[name], "recq.correlation_id").AsString(); got != cmdID {
 			t.Errorf("%q: correlation id %q; want the command's %q", name, got, cmdID)
 		}
@@ -194,6 +198,7 @@ func TestOneSendIsOneTrace(t *testing.T) {
 		"recq.correlation_id":           cmdID, // the flow's first message is the command
 		"recq.aggregate_id":             "L1",
 		"recq.type":                     "todo.ListCreated",
+		"recq.handler":                  handleEvent,
 	}
 	for k, v := range want {
 		if got := attr(evt, k).Emit(); got != v {
@@ -218,7 +223,7 @@ func TestOneSendIsOneTrace(t *testing.T) {
 func TestProcessSpansLinkWithLinks(t *testing.T) {
 	exp := setup(t, tracing.WithLinks())
 	flow(t, nil)
-	s := spans(t, exp, sendEvent, processEvt, handleEvent)
+	s := spans(t, exp, sendEvent, processEvt)
 	evt := s[processEvt]
 	if evt.Parent.IsValid() {
 		t.Errorf("%q has parent %v; want a root", processEvt, evt.Parent.SpanID())
@@ -226,11 +231,11 @@ func TestProcessSpansLinkWithLinks(t *testing.T) {
 	if len(evt.Links) != 1 || evt.Links[0].SpanContext.SpanID() != s[sendEvent].SpanContext.SpanID() {
 		t.Errorf("%q links %v; want one, to %q", processEvt, evt.Links, sendEvent)
 	}
-	childOf(t, s[handleEvent], evt)
 }
 
-// Each attempt of a failing handler is a span with its error; the process
-// span of the event that died ends with it too.
+// Each attempt of a failing handler is a span with its error, the child of
+// the process span (the first made once it failed, from its start); the
+// process span of the event that died ends with it too.
 func TestHandlerErrorsAreRecorded(t *testing.T) {
 	exp := setup(t)
 	flow(t, deadletter.Permanent(errors.New("refused for good")))
@@ -248,10 +253,52 @@ func TestHandlerErrorsAreRecorded(t *testing.T) {
 				process++
 			case handleEvent:
 				handler++
+				if s.SpanKind != trace.SpanKindInternal || !s.StartTime.Before(s.EndTime) {
+					return fmt.Errorf("%q: kind %v, from %v to %v; want internal, ending after it starts", s.Name, s.SpanKind, s.StartTime, s.EndTime)
+				}
 			}
 		}
 		if process != 1 || handler != 2 { // Attempts: 2
 			return fmt.Errorf("failed spans: %d process, %d handler; want 1 and 2", process, handler)
+		}
+		return nil
+	})
+}
+
+// A handler that fails once and then succeeds has a span per attempt: the
+// first with its error, the second without, both children of the record's
+// process span, which ends without error.
+func TestRetriedHandlerHasASpanPerAttempt(t *testing.T) {
+	exp := setup(t)
+	var calls int
+	flowWith(t, func() error {
+		if calls++; calls == 1 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	testenv.Eventually(t, "the handler's two attempt spans", 30*time.Second, func() error {
+		var process tracetest.SpanStub
+		var attempts []tracetest.SpanStub
+		for _, s := range exp.GetSpans() {
+			switch s.Name {
+			case processEvt:
+				process = s
+			case handleEvent:
+				attempts = append(attempts, s)
+			}
+		}
+		if !process.SpanContext.IsValid() || len(attempts) != 2 {
+			return fmt.Errorf("%d attempt spans, process span ended: %v; want 2 and true", len(attempts), process.SpanContext.IsValid())
+		}
+		sort.Slice(attempts, func(i, j int) bool { return attempts[i].StartTime.Before(attempts[j].StartTime) })
+		if attempts[0].Status.Code != codes.Error || attempts[1].Status.Code == codes.Error || process.Status.Code == codes.Error {
+			return fmt.Errorf("statuses: attempts %v, %v, process %v; want error, not, not", attempts[0].Status.Code, attempts[1].Status.Code, process.Status.Code)
+		}
+		for _, a := range attempts {
+			if a.Parent.SpanID() != process.SpanContext.SpanID() {
+				return fmt.Errorf("attempt span's parent %s; want the process span %s", a.Parent.SpanID(), process.SpanContext.SpanID())
+			}
 		}
 		return nil
 	})

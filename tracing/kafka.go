@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
@@ -29,6 +31,7 @@ const (
 	attrCausation    = attribute.Key("recq.causation_id")
 	attrPayloadType  = attribute.Key("recq.type")
 	attrAggregateID  = attribute.Key("recq.aggregate_id")
+	attrHandler      = attribute.Key("recq.handler")
 	maxKeyAttrLength = 256 // a key is an id; longer ones are cut, not dropped
 )
 
@@ -54,6 +57,29 @@ func (f Flow) attrs(kv []attribute.KeyValue) []attribute.KeyValue {
 	}
 	return kv
 }
+
+// kvs holds the attribute slices handed to SetAttributes, which copies
+// them into the span: one reused slice instead of one allocated per span.
+var kvs = sync.Pool{New: func() any { return new([]attribute.KeyValue) }}
+
+func getAttrs() *[]attribute.KeyValue { return kvs.Get().(*[]attribute.KeyValue) }
+
+// setAttrs sets *kv on span in one call (each call after the first makes
+// the SDK grow and copy the span's slice) and returns kv to the pool,
+// cleared so that it holds no string.
+func setAttrs(span trace.Span, kv *[]attribute.KeyValue) {
+	span.SetAttributes(*kv...)
+	clear(*kv)
+	*kv = (*kv)[:0]
+	kvs.Put(kv)
+}
+
+// The start options of recq's spans, made once: each WithSpanKind, and the
+// slice a variadic call makes, is an allocation per span.
+var (
+	producerOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}
+	consumerOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
+)
 
 // noSpan is what Process and Start return when tracing is off: it records
 // nothing, and ending it ends nothing (not the caller's span).
@@ -132,8 +158,54 @@ func hexLowBit(c byte) bool {
 
 // upstreamKey holds, in a context, the record being handled when its
 // process span was not made (its trace is not sampled): what is produced
-// under that context carries the record's trace headers as they are.
+// under that context carries the record's trace headers as they are. Its
+// value is the record, or the *Upstream a consumer loop keeps for a batch.
 type upstreamKey struct{}
+
+// Upstream is a consumer loop's record in hand, for a context it keeps for
+// a whole batch (ContextWithUpstream): Process and Continue point it at
+// each record in turn instead of making a context per record, which is
+// what a record not sampled would otherwise cost. Such a context is valid
+// only while the record's handler runs (not in goroutines that outlive
+// it), as streams.ContextWithMessageSource's.
+type Upstream struct{ rec *kgo.Record }
+
+// ContextWithUpstream returns ctx holding u, for Process and Continue.
+func ContextWithUpstream(ctx context.Context, u *Upstream) context.Context {
+	return context.WithValue(ctx, upstreamKey{}, u)
+}
+
+// upstream is the record whose trace what is produced under ctx passes on
+// as it is, or nil.
+func upstream(ctx context.Context) *kgo.Record {
+	switch v := ctx.Value(upstreamKey{}).(type) {
+	case *kgo.Record:
+		return v
+	case *Upstream:
+		return v.rec
+	}
+	return nil
+}
+
+// loopUpstream is ctx's Upstream, if it has one, pointed at no record
+// until passOn points it at the one in hand.
+func loopUpstream(ctx context.Context) *Upstream {
+	u, _ := ctx.Value(upstreamKey{}).(*Upstream)
+	if u != nil {
+		u.rec = nil
+	}
+	return u
+}
+
+// passOn returns ctx under which what is produced carries r's trace as it
+// is: ctx itself, with u pointed at r, when the loop keeps an Upstream.
+func passOn(ctx context.Context, u *Upstream, r *kgo.Record) context.Context {
+	if u != nil {
+		u.rec = r
+		return ctx
+	}
+	return context.WithValue(ctx, upstreamKey{}, r)
+}
 
 // sendCtx is a record's context once it has a send span: the one the hooks
 // made, which OnProduceRecordUnbuffered ends (never the caller's).
@@ -181,7 +253,7 @@ func (h producerHooks) OnProduceRecordBuffered(r *kgo.Record) {
 		parent = context.Background()
 	}
 	if !trace.SpanContextFromContext(parent).IsValid() {
-		if up, ok := parent.Value(upstreamKey{}).(*kgo.Record); ok {
+		if up := upstream(parent); up != nil {
 			c := &carrier{r: r}
 			for _, k := range traceHeaders {
 				if v := header(up, k); v != "" {
@@ -201,15 +273,15 @@ func (h producerHooks) OnProduceRecordBuffered(r *kgo.Record) {
 		t.prop.Inject(parent, &carrier{r: r})
 		return
 	}
-	ctx, span := t.tracer.Start(parent, "send "+r.Topic, trace.WithSpanKind(trace.SpanKindProducer))
-	if span.IsRecording() {
-		span.SetAttributes(h.flow(r).attrs(recordAttrs(make([]attribute.KeyValue, 0, 12), r, "send"))...)
-	}
+	// The attributes are set at the acknowledgement, all in one call, once
+	// the partition and offset are known: this hook runs serially in
+	// Produce's caller, and a second SetAttributes regrows the span's.
+	ctx, span := t.tracer.Start(parent, "send "+r.Topic, producerOpts...)
 	t.prop.Inject(ctx, &carrier{r: r})
 	r.Context = &sendCtx{ctx, span}
 }
 
-func (producerHooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
+func (h producerHooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 	if m := curMeters.Load(); m != nil {
 		m.sentRecord(r.Topic, err)
 	}
@@ -217,8 +289,13 @@ func (producerHooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 	if !ok {
 		return
 	}
-	if err == nil && sc.span.IsRecording() {
-		sc.span.SetAttributes(attrPartition.String(strconv.Itoa(int(r.Partition))), attrOffset.Int64(r.Offset))
+	if sc.span.IsRecording() {
+		kv := getAttrs()
+		*kv = h.flow(r).attrs(recordAttrs(*kv, r, "send"))
+		if err == nil {
+			*kv = append(*kv, attrPartition.String(strconv.Itoa(int(r.Partition))), attrOffset.Int64(r.Offset))
+		}
+		setAttrs(sc.span, kv)
 	}
 	End(sc.span, err)
 }
@@ -226,13 +303,22 @@ func (producerHooks) OnProduceRecordUnbuffered(r *kgo.Record, err error) {
 // Process starts the CONSUMER span "process <topic>" of a record consumed
 // by group: the child of its producer's span, whose context the record's
 // headers carry (or, WithLinks, a new root linked to it). End it with End.
-// flow says what the record is; it is asked only for a span that records.
+// handler, if not empty, names the handler the record is for
+// (recq.handler): its attempts are spans of their own only when they fail
+// or follow a failure (Attempted, Start). flow says what the record is; it
+// is asked only for a span that records.
 // Off, or when the span could not record (the record's trace is not
 // sampled), it returns a span that records nothing, and a context under
-// which what is produced carries the record's trace as it is.
-func Process(ctx context.Context, r *kgo.Record, group string, flow func(*kgo.Record) Flow) (context.Context, trace.Span) {
+// which what is produced carries the record's trace as it is (ctx itself
+// when it holds an Upstream).
+func Process(ctx context.Context, r *kgo.Record, group, handler string, flow func(*kgo.Record) Flow) (context.Context, trace.Span) {
 	t := on()
 	if t == nil {
+		return ctx, noSpan
+	}
+	u := loopUpstream(ctx)
+	if u != nil && t.sampling.never {
+		u.rec = r // nothing records: what r carries, if anything, is passed on, unread
 		return ctx, noSpan
 	}
 	traced, sampled := parentSampled(r)
@@ -240,26 +326,31 @@ func Process(ctx context.Context, r *kgo.Record, group string, flow func(*kgo.Re
 	case !traced && t.sampling.rootNever:
 		return ctx, noSpan // no trace to record or to pass on
 	case traced && !sampled && t.sampling.followsParent, traced && t.sampling.never:
-		return context.WithValue(ctx, upstreamKey{}, r), noSpan
+		return passOn(ctx, u, r), noSpan
 	}
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
+	opts := consumerOpts
 	parent := ctx
 	if traced {
 		remote := t.prop.Extract(ctx, &carrier{r: r})
 		if !t.links {
 			parent = remote
 		} else if sc := trace.SpanContextFromContext(remote); sc.IsValid() {
-			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}), trace.WithNewRoot())
+			opts = append(opts[:len(opts):len(opts)], trace.WithLinks(trace.Link{SpanContext: sc}), trace.WithNewRoot())
 		}
 	}
 	ctx, span := t.tracer.Start(parent, "process "+r.Topic, opts...)
 	if span.IsRecording() {
-		kv := recordAttrs(make([]attribute.KeyValue, 0, 14), r, "process")
-		kv = append(kv, attrPartition.String(strconv.Itoa(int(r.Partition))), attrOffset.Int64(r.Offset))
+		kv := getAttrs()
+		*kv = recordAttrs(*kv, r, "process")
+		*kv = append(*kv, attrPartition.String(strconv.Itoa(int(r.Partition))), attrOffset.Int64(r.Offset))
 		if group != "" {
-			kv = append(kv, attrGroup.String(group))
+			*kv = append(*kv, attrGroup.String(group))
 		}
-		span.SetAttributes(flow(r).attrs(kv)...)
+		if handler != "" {
+			*kv = append(*kv, attrHandler.String(handler))
+		}
+		*kv = flow(r).attrs(*kv)
+		setAttrs(span, kv)
 	}
 	return ctx, span
 }
@@ -272,11 +363,12 @@ func Continue(ctx context.Context, r *kgo.Record) context.Context {
 	if t == nil {
 		return ctx
 	}
+	u := loopUpstream(ctx)
 	switch traced, sampled := parentSampled(r); {
 	case !traced:
 		return ctx
 	case t.sampling.never, !sampled && t.sampling.followsParent:
-		return context.WithValue(ctx, upstreamKey{}, r) // passed on as it is
+		return passOn(ctx, u, r) // passed on as it is
 	}
 	return t.prop.Extract(ctx, &carrier{r: r}) // the parent of what it publishes
 }
@@ -286,14 +378,35 @@ func Continue(ctx context.Context, r *kgo.Record) context.Context {
 // ctx and a span that records nothing.
 func Start(ctx context.Context, name string, kind trace.SpanKind, f Flow) (context.Context, trace.Span) {
 	t := on()
-	if t == nil || ctx.Value(upstreamKey{}) != nil || !t.sampling.recordable(ctx) {
+	if t == nil || upstream(ctx) != nil || !t.sampling.recordable(ctx) {
 		return ctx, noSpan
 	}
 	ctx, span := t.tracer.Start(ctx, name, trace.WithSpanKind(kind))
 	if span.IsRecording() {
-		span.SetAttributes(f.attrs(nil)...)
+		kv := getAttrs()
+		*kv = f.attrs(*kv)
+		setAttrs(span, kv)
 	}
 	return ctx, span
+}
+
+// Attempted records a handler's attempt that failed with err, having run
+// since start under ctx's span without a span of its own (a first
+// attempt: most succeed, and one span per record is half the cost of
+// two): an INTERNAL span named name, from start to now, with err. What the
+// attempt produced stays the child of ctx's span.
+func Attempted(ctx context.Context, name string, start time.Time, f Flow, err error) {
+	t := on()
+	if t == nil || upstream(ctx) != nil || !t.sampling.recordable(ctx) {
+		return
+	}
+	_, span := t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindInternal), trace.WithTimestamp(start))
+	if span.IsRecording() {
+		kv := getAttrs()
+		*kv = f.attrs(*kv)
+		setAttrs(span, kv)
+	}
+	End(span, err)
 }
 
 // End ends span, recording err, if not nil, as the span's error: its
