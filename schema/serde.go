@@ -466,23 +466,8 @@ func (s *Serde) decode(ctx context.Context, topic string, data []byte, into any,
 // YYYY-MM-DD). In both, bytes are strings of code points 0-255 as in Avro
 // JSON, record fields keep schema order and map keys are sorted.
 func (s *Serde) DecodeJSON(ctx context.Context, data []byte, avroJSON bool) ([]byte, error) {
-	id, payload, err := unframe(data)
-	if err != nil {
-		return nil, err
-	}
-	w, err := s.writer(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	native, err := w.native(id, payload)
-	if err != nil {
-		return nil, err
-	}
-	out, err := appendJSON(nil, w.node, native, avroJSON)
-	if err != nil {
-		return nil, fmt.Errorf("schema: schema id %d: %w", id, err)
-	}
-	return out, nil
+	g, err := s.generic(ctx, data, avroJSON)
+	return g.JSON, err
 }
 
 // EncodeJSON encodes one JSON value with the latest schema of subject

@@ -56,19 +56,16 @@ func (rr *RangeReader) Stable(ctx context.Context, topic string, partition int32
 }
 
 // Read calls fn with each committed record of topic/partition in
-// [from, end), in order. end must not be above the stable offset; records
+// [from, end), in order, as a bounded Reader does with one partition. end must not be above the stable offset; records
 // of transactions that began below end are decided by markers that may lie
 // beyond it, so Read may read past end (without returning what is there).
 func (rr *RangeReader) Read(ctx context.Context, topic string, partition int32, from, end int64, fn func(*kgo.Record)) error {
 	if from >= end {
 		return nil
 	}
-	var committed CommittedFilter
-	err := rr.scan(ctx, topic, partition, from, func(next int64) bool { return next < end || committed.Undecided() }, func(r *kgo.Record) {
-		if r.Offset >= end && !r.Attrs.IsControl() {
-			return
-		}
-		for _, c := range committed.Add(r) {
+	s := span{topic: topic, partition: partition, from: from, next: from, end: end}
+	err := rr.scan(ctx, topic, partition, from, func(int64) bool { return !s.finished() }, func(r *kgo.Record) {
+		for _, c := range s.add(r) {
 			fn(c)
 		}
 	})

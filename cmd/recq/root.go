@@ -73,7 +73,7 @@ The broker comes from --brokers, else $RECQ_BROKERS, else ` + defaultBrokers + `
 		return usageError{err}
 	})
 	root.AddCommand(newDevCmd(), newTopicCmd(g), newProduceCmd(g), newConsumeCmd(g), newSendCmd(g), newGroupsCmd(g),
-		newSchemaCmd(g), newRegistryCmd(g), newDLQCmd(g), newSagasCmd(g), newTraceCmd(g))
+		newSchemaCmd(g), newRegistryCmd(g), newDLQCmd(g), newSagasCmd(g), newTraceCmd(g), newReplayCmd(g))
 	// cobra adds these when it executes; adding them now puts them under
 	// the same rules as the rest of the tree (examples, unknown commands).
 	root.InitDefaultHelpCmd()

@@ -14,6 +14,15 @@ import (
 // on an in-memory store, served over real HTTP until the test ends.
 func Serde(t testing.TB) *schema.Serde {
 	t.Helper()
+	_, serde := Registry(t)
+	return serde
+}
+
+// Registry serves recq's registry on an in-memory store over real HTTP
+// until the test ends, and returns its URL and a serde on it that registers
+// schemas on its own, with opts.
+func Registry(t testing.TB, opts ...schema.Option) (string, *schema.Serde) {
+	t.Helper()
 	srv, err := registry.New(registry.NewMemoryStore())
 	if err != nil {
 		t.Fatal(err)
@@ -24,9 +33,9 @@ func Serde(t testing.TB) *schema.Serde {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serde, err := schema.NewSerde(cl, schema.WithAutoRegister(true))
+	serde, err := schema.NewSerde(cl, append([]schema.Option{schema.WithAutoRegister(true)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serde
+	return hs.URL, serde
 }
