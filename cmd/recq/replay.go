@@ -23,9 +23,10 @@ func newReplayCmd(g *globals) *cobra.Command {
 	var (
 		from, to, fromOffset, toOffset string
 		keys, types, headers           []string
-		where, out                     string
+		where, out, toTopic, rate      string
 		strict, follow                 bool
 		every                          time.Duration
+		txnBatch                       int
 	)
 	cmd := &cobra.Command{
 		Use:   "replay TOPIC...",
@@ -65,11 +66,22 @@ leaves nothing behind.
 A record that does not decode is skipped and counted (the summary names
 the first few); with --strict it stops the replay. Progress goes to stderr
 every --progress (rewritten in place on a terminal), and a summary at the
-end. Plain JSON values (not Confluent-framed) are written as they are.`,
+end. Plain JSON values (not Confluent-framed) are written as they are.
+
+--to-topic T publishes the matching records, as read (key, value, headers,
+timestamp), to the existing topic T instead: each to the partition of its
+number when T has it, else by its key, so every source partition's order
+is kept; headers recq-replay-topic, -partition, -offset and -time (ms) say
+where each was first written. It feeds a new projector or a test
+environment. --txn-batch N makes every N records one transaction (a
+read-committed reader sees whole batches); a failure aborts the open batch
+and keeps the ones committed before. --rate N holds it to N records a
+second.`,
 		Example: `  recq replay orders --from -24h > last-day.jsonl
   recq replay orders payments --from 2026-01-01 --to 2026-02-01 --out january.csv
   recq replay orders --from-offset 0=1200 --to-offset 0=1300 --type shop.OrderPlaced
-  recq replay orders --where 'amount>100 and status=="open"' --out big-open.jsonl`,
+  recq replay orders --where 'amount>100 and status=="open"' --out big-open.jsonl
+  recq replay orders --from 2026-01-01 --to-topic orders.replayed --txn-batch 1000 --rate 5000`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, topics []string) error {
 			now := time.Now()
@@ -127,7 +139,11 @@ end. Plain JSON values (not Confluent-framed) are written as they are.`,
 			if every <= 0 {
 				return usagef("--progress must be positive")
 			}
-			return g.replay(cmd, topics, w, f, out, strict, every)
+			dest, err := parseDestination(topics, toTopic, out, follow, txnBatch, rate)
+			if err != nil {
+				return err
+			}
+			return g.replay(cmd, topics, w, f, out, dest, strict, every)
 		},
 	}
 	fl := cmd.Flags()
@@ -143,6 +159,9 @@ end. Plain JSON values (not Confluent-framed) are written as they are.`,
 	fl.BoolVar(&strict, "strict", false, "stop at a record that does not decode instead of skipping it")
 	fl.BoolVarP(&follow, "follow", "F", false, "keep reading new records until Ctrl-C (stdout only)")
 	fl.DurationVar(&every, "progress", 5*time.Second, "how often to report progress on stderr")
+	fl.StringVar(&toTopic, "to-topic", "", "publish the records to this existing topic instead of writing them out")
+	fl.IntVar(&txnBatch, "txn-batch", 0, "with --to-topic: this many records per transaction (0: no transactions)")
+	fl.StringVar(&rate, "rate", "", "with --to-topic: at most this many records a second (e.g. 5000 or 5000/s)")
 	return cmd
 }
 
@@ -183,10 +202,32 @@ type replayStats struct {
 
 const skipReasons = 3
 
-func (g *globals) replay(cmd *cobra.Command, topics []string, w window, f replayFilter, out string, strict bool, every time.Duration) error {
+func (g *globals) replay(cmd *cobra.Command, topics []string, w window, f replayFilter, out string, dest destination, strict bool, every time.Duration) error {
 	ctx, stderr := cmd.Context(), cmd.ErrOrStderr()
 	begun := time.Now()
-	sk, err := openSink(out, cmd.OutOrStdout())
+	adm, actx, done, err := g.admin(ctx)
+	if err != nil {
+		return err
+	}
+	err = requireTopics(actx, adm, topics...)
+	var parts int
+	if err == nil && dest.topic != "" {
+		var ti streams.TopicInfo
+		if ti, err = adm.DescribeTopic(actx, dest.topic); errors.Is(err, streams.ErrTopicNotFound) {
+			err = fmt.Errorf("--to-topic %q does not exist (create it with: recq topic create %s --partitions N)", dest.topic, dest.topic)
+		}
+		parts = len(ti.Partitions)
+	}
+	done()
+	if err != nil {
+		return err
+	}
+	var sk sink
+	if dest.topic != "" {
+		sk, err = openTopicSink(ctx, g.brokerList(), dest.topic, parts, dest.batch, dest.rate)
+	} else {
+		sk, err = openSink(out, cmd.OutOrStdout())
+	}
 	if err != nil {
 		return err
 	}
@@ -196,15 +237,6 @@ func (g *globals) replay(cmd *cobra.Command, topics []string, w window, f replay
 			sk.abort()
 		}
 	}()
-	adm, actx, done, err := g.admin(ctx)
-	if err != nil {
-		return err
-	}
-	err = requireTopics(actx, adm, topics...)
-	done()
-	if err != nil {
-		return err
-	}
 	rcl, err := g.registryClient(ctx)
 	if err != nil {
 		return err
@@ -245,6 +277,9 @@ func (g *globals) replay(cmd *cobra.Command, topics []string, w window, f replay
 			}
 			continue
 		case ctx.Err() != nil:
+			if dest.topic != "" {
+				return fmt.Errorf("replay: interrupted after %s published to %s (the open transaction, if any, aborted)", plural(st.written, "record"), dest.topic)
+			}
 			if out == "" || out == "-" {
 				return fmt.Errorf("replay: interrupted after %s", plural(st.written, "record"))
 			}
@@ -264,7 +299,7 @@ func (g *globals) replay(cmd *cobra.Command, topics []string, w window, f replay
 		if ok {
 			st.matched++
 			if err := sk.write(r); err != nil {
-				return fmt.Errorf("replay: writing %s: %w", outName(out), err)
+				return fmt.Errorf("replay: writing %s: %w", dest.name(out), err)
 			}
 			st.written++
 		}
@@ -279,7 +314,11 @@ func (g *globals) replay(cmd *cobra.Command, topics []string, w window, f replay
 	return nil
 }
 
-func outName(out string) string {
+// name is what the replay writes to, for errors.
+func (d destination) name(out string) string {
+	if d.topic != "" {
+		return "topic " + d.topic
+	}
 	if out == "" || out == "-" {
 		return "stdout"
 	}
