@@ -33,6 +33,7 @@ bench:
 	$(GO) test -run '^$$' -bench Commit -benchtime 300x -count 3 ./consumers/state/
 	$(GO) test -run '^$$' -bench Saga -benchtime 1x -count 3 -timeout 20m ./sagas/
 	$(GO) test -run '^$$' -bench TracingOverhead -benchtime 1x -count 5 -v -timeout 20m ./tracing/
+	$(GO) test -run '^$$' -bench Replay -benchtime 1x -v -timeout 20m ./cmd/recq/
 	scripts/bench-todo.sh --requests 5000 --concurrency 32
 	scripts/bench-todo.sh --requests 300 --concurrency 1
 

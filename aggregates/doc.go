@@ -47,6 +47,11 @@
 // safely. An aggregate is loaded from its latest snapshot (if any) and the
 // events after it in its partition, and kept in an LRU cache.
 //
+// With metrics on (tracing.Setup), a runner reports its command lag, as a
+// consumer runner does: per owned partition of <name>.commands, the
+// commands not handled yet (the last stable offset less the group's
+// committed offset) and the age of the oldest in hand.
+//
 // # The event store
 //
 // The events topic is the event store, and the runner guards it:

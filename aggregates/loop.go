@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -45,6 +46,7 @@ func (r *Runner[S]) Run(ctx context.Context) error {
 		return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, err)
 	}
 	defer probeCl.Close()
+	defer tracing.RegisterLag(r.reportLag(kadm.NewClient(probeCl)))()
 	ctx, r.halt = context.WithCancelCause(ctx)
 	defer r.halt(nil)
 	r.setRunning(true)
@@ -89,6 +91,7 @@ func (r *Runner[S]) Run(ctx context.Context) error {
 		r.mu.Lock()
 		r.joined = false // until the session is given its partitions
 		clear(r.owned)
+		clear(r.inHand)
 		r.mu.Unlock()
 		if err != nil {
 			return fmt.Errorf("aggregates: runner %s: %w", r.agg.name, err)
@@ -157,6 +160,7 @@ func (r *Runner[S]) serve(ctx context.Context, sess *kgo.GroupTransactSession) e
 		if err := sess.Begin(); err != nil {
 			return fmt.Errorf("%w: begin: %w", errNewSession, err)
 		}
+		r.noteInHand(fs.Records())
 		touched, err := r.batch(ctx, sess, fs.Records())
 		var committed bool
 		var endErr error
@@ -166,6 +170,7 @@ func (r *Runner[S]) serve(ctx context.Context, sess *kgo.GroupTransactSession) e
 			_, endErr = sess.End(ctx, kgo.TryAbort)
 		}
 		if committed {
+			r.inHandDone()
 			failures = 0
 			r.setFailing("", nil, 0)
 			r.snapshots(ctx, touched)

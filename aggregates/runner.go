@@ -91,13 +91,16 @@ type Runner[S any] struct {
 	running bool
 	joined  bool
 	owned   map[int32]bool
+	// inHand is, per partition, the timestamp of the first command of the
+	// batch in hand, for the lag metrics (lag.go).
+	inHand  map[int32]time.Time
 	failing *Failure
 	broker  health.Probe
 }
 
 // NewRunner returns a runner of agg's commands.
 func NewRunner[S any](agg *Aggregate[S], codec Codec, brokers []string, opts ...RunnerOption) (*Runner[S], error) {
-	r := &Runner[S]{agg: agg, codec: codec, brokers: brokers, group: agg.name + ".runner", owned: map[int32]bool{}}
+	r := &Runner[S]{agg: agg, codec: codec, brokers: brokers, group: agg.name + ".runner", owned: map[int32]bool{}, inHand: map[int32]time.Time{}}
 	for _, o := range opts {
 		o(&r.cfg)
 	}
@@ -124,6 +127,7 @@ func (r *Runner[S]) drop(_ context.Context, _ *kgo.Client, lost map[string][]int
 	r.cache.dropPartitions(ps)
 	for _, p := range ps {
 		delete(r.owned, p)
+		delete(r.inHand, p)
 	}
 }
 

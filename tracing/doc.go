@@ -111,8 +111,9 @@
 //
 // Lag is reported by each consumer runner for the partitions it owns (the
 // broker's last stable offset, asked at each collection, less the next
-// offset; the age is that of the first record of the batch in hand), and
-// by recq dev for every group from its committed offsets (no age), so a
+// offset; the age is that of the first record of the batch in hand), by
+// each aggregate runner for its command partitions (less the committed
+// offset), and by recq dev for every group from its committed offsets (no age), so a
 // stopped consumer's lag shows there. The components record through the
 // package's functions (Consumed, Failed, Dead, Redriven, CommandDone,
 // RegisterLag); off, each costs one atomic load.

@@ -93,7 +93,7 @@ type shopEnv struct {
 	events         []*shopEvent
 }
 
-func startTestRegistry(t *testing.T) (string, *schema.Serde) {
+func startTestRegistry(t testing.TB) (string, *schema.Serde) {
 	t.Helper()
 	return testenv.Registry(t, schema.WithSchema(orderV1{}, orderV1Avsc),
 		schema.WithSchema(orderV2{}, orderV2Avsc), schema.WithSchema(payment{}, paymentAvsc))
