@@ -10,13 +10,13 @@ import (
 	"github.com/recq/recq/tracing"
 )
 
-// lagTimeout bounds the broker's answers at a collection of the metrics.
-const lagTimeout = 5 * time.Second
-
 // noteInHand records, per partition, the timestamp of the first command
 // of a polled batch: the oldest the runner has in hand until the batch's
 // transaction commits (inHandDone).
 func (r *Runner[S]) noteInHand(recs []*kgo.Record) {
+	if !tracing.MetricsEnabled() {
+		return // only the lag metrics read it: no lock per batch without them
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, rec := range recs {
@@ -27,6 +27,9 @@ func (r *Runner[S]) noteInHand(recs []*kgo.Record) {
 }
 
 func (r *Runner[S]) inHandDone() {
+	if !tracing.MetricsEnabled() {
+		return
+	}
 	r.mu.Lock()
 	clear(r.inHand)
 	r.mu.Unlock()
@@ -41,8 +44,6 @@ func (r *Runner[S]) inHandDone() {
 func (r *Runner[S]) reportLag(adm *kadm.Client) func(context.Context, tracing.LagReport) {
 	topic := CommandsTopic(r.agg.name)
 	return func(ctx context.Context, report tracing.LagReport) {
-		ctx, cancel := context.WithTimeout(ctx, lagTimeout)
-		defer cancel()
 		ends, err := adm.ListCommittedOffsets(ctx, topic)
 		if err != nil {
 			r.log.Warn("cannot ask the broker for the lag metrics' head offsets", "err", err)

@@ -26,9 +26,6 @@ func (r *Runner) noteOldest(key state.Partition, next int64, recs []*kgo.Record)
 	}
 }
 
-// lagTimeout bounds the broker's answer at a collection of the metrics.
-const lagTimeout = 5 * time.Second
-
 // reportLag reports, for each partition the member owns, the records not
 // yet handled (the last stable offset, asked of the broker now: a member
 // stuck on a record fetches nothing new, so what it fetched last would not
@@ -39,8 +36,6 @@ func (r *Runner) reportLag(ctx context.Context, report tracing.LagReport) {
 	if adm == nil {
 		return // not joined yet
 	}
-	ctx, cancel := context.WithTimeout(ctx, lagTimeout)
-	defer cancel()
 	topics := r.c.topics
 	if !r.cfg.NoDeadLetters {
 		topics = append([]string{r.retryTopic}, topics...)

@@ -41,10 +41,11 @@ func (r *Runner[S]) route(ctx context.Context, rt *route[S], rec *kgo.Record, md
 	b = strconv.AppendInt(b, md.Offset, 10)
 	src := len(b)
 	b = strconv.AppendInt(b, rec.Timestamp.UnixMilli(), 10)
-	r.produce(ctx, state.Partition{Topic: rec.Topic, Partition: rec.Partition}, r.copyRecord(rec, ab,
+	out, stamped := r.copyRecord(rec, ab,
 		kgo.RecordHeader{Key: HeaderAssociation, Value: ab},
 		kgo.RecordHeader{Key: HeaderSource, Value: b[:src:src]},
-		kgo.RecordHeader{Key: HeaderTime, Value: b[src:]}))
+		kgo.RecordHeader{Key: HeaderTime, Value: b[src:]})
+	r.produce(ctx, state.Partition{Topic: rec.Topic, Partition: rec.Partition}, out, stamped)
 	return nil
 }
 
@@ -61,8 +62,9 @@ type copied struct {
 // completed as streams.Stamp would: the record's own id as causation, and
 // as correlation when it has none. Doing that here, in the one pass that
 // copies the headers, spares reading the envelope again, which was a tenth
-// of a saga's CPU.
-func (r *Runner[S]) copyRecord(rec *kgo.Record, key []byte, set ...kgo.RecordHeader) *kgo.Record {
+// of a saga's CPU. stamped is false when the record has no id, for the
+// publisher to give it one.
+func (r *Runner[S]) copyRecord(rec *kgo.Record, key []byte, set ...kgo.RecordHeader) (_ *kgo.Record, stamped bool) {
 	c := &copied{}
 	c.rec = kgo.Record{Topic: r.routed, Key: key, Value: rec.Value, Timestamp: rec.Timestamp, Partition: streams.KeyPartition(key, r.partitions)}
 	hs := c.hdr[:0]
@@ -94,7 +96,7 @@ func (r *Runner[S]) copyRecord(rec *kgo.Record, key []byte, set ...kgo.RecordHea
 		}
 	}
 	c.rec.Headers = hs
-	return &c.rec
+	return &c.rec, len(id) > 0
 }
 
 // handleEvent is the second step: an event of the routed topic is handled
@@ -116,8 +118,8 @@ func (r *Runner[S]) handleEvent(ctx context.Context, rt *route[S], rec *kgo.Reco
 		r.log.Debug("event skipped: "+v.skip, "id", ev.id, "type", ev.typ)
 		return nil
 	case v.forward != "":
-		r.produce(ctx, state.Partition{Topic: rec.Topic, Partition: rec.Partition},
-			r.copyRecord(rec, []byte(v.forward), kgo.RecordHeader{Key: HeaderInstance, Value: []byte(v.forward)}))
+		out, stamped := r.copyRecord(rec, []byte(v.forward), kgo.RecordHeader{Key: HeaderInstance, Value: []byte(v.forward)})
+		r.produce(ctx, state.Partition{Topic: rec.Topic, Partition: rec.Partition}, out, stamped)
 		return nil
 	}
 	evt, err := rt.decode(ctx, r.codec, rec.Topic, rec.Value)
@@ -320,19 +322,18 @@ func (v view[S]) resolve(ctx context.Context, assoc string) (*store.Instance, st
 
 // produce sends rec, a copy of the record in hand, counted as in flight
 // for the batch of key until the broker acknowledges it; a record the
-// broker refused is sent again by the batch's Flush. A copy that has an id
-// is stamped (copyRecord); one without gets one from the publisher.
-func (r *Runner[S]) produce(ctx context.Context, key state.Partition, rec *kgo.Record) {
+// broker refused is sent again by the batch's Flush. A copy stamped by
+// copyRecord goes to the client as it is; one without an id gets one from
+// the publisher.
+func (r *Runner[S]) produce(ctx context.Context, key state.Partition, rec *kgo.Record, stamped bool) {
 	f := r.flight(key)
 	f.add()
 	if ctx.Done() != nil { // handlers' contexts are not cancelled: spare a context per record
 		ctx = context.WithoutCancel(ctx)
 	}
-	for _, h := range rec.Headers {
-		if h.Key == streams.HeaderID && len(h.Value) > 0 {
-			r.pub.Client().Produce(ctx, rec, f.promise)
-			return
-		}
+	if stamped {
+		r.pub.Client().Produce(ctx, rec, f.promise)
+		return
 	}
 	r.pub.PublishAsync(ctx, rec, f.promise)
 }

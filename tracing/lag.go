@@ -20,7 +20,8 @@ type LagReport func(group, topic string, partition int32, records int64, age tim
 // offset less the next offset) and the age of the oldest of them (0 when
 // there are none); for recq dev, every group's committed offsets. It is
 // what recq.consumer.lag and recq.consumer.lag.age are made of; franz-go's
-// plugins report no lag. ctx bounds what read asks the broker. Metrics off
+// plugins report no lag. ctx bounds what read asks the broker (lagTimeout
+// at most). Metrics off
 // (Setup not called, or called without them), it does nothing.
 func RegisterLag(read func(ctx context.Context, report LagReport)) (unregister func()) {
 	m := curMeters.Load()
@@ -46,8 +47,14 @@ func (m *meters) observeLag(ctx context.Context, observe LagReport) {
 	}
 	m.mu.Unlock()
 	for _, s := range sources {
-		s.read(ctx, func(group, topic string, partition int32, records int64, age time.Duration) {
+		sctx, cancel := context.WithTimeout(ctx, lagTimeout)
+		s.read(sctx, func(group, topic string, partition int32, records int64, age time.Duration) {
 			observe(group, topic, partition, records, age)
 		})
+		cancel()
 	}
 }
+
+// lagTimeout bounds each source's answers at a collection of the metrics:
+// a source waiting on an unreachable broker must not hold the others.
+const lagTimeout = 5 * time.Second

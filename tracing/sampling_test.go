@@ -2,14 +2,12 @@ package tracing_test
 
 import (
 	"context"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/recq/recq/consumers"
 	"github.com/recq/recq/internal/testenv"
 	"github.com/recq/recq/streams"
 	"github.com/recq/recq/tracing"
@@ -112,22 +110,7 @@ func TestLoopPassesOnEachRecordsOwnTrace(t *testing.T) {
 		t.Run("sampler="+c.sampler, func(t *testing.T) {
 			t.Setenv("OTEL_TRACES_SAMPLER", c.sampler)
 			exp := setup(t)
-			addr, serde := testenv.Kafka(t), testenv.Serde(t)
-			testenv.Topic(t, addr, "in", 1)
-			testenv.Topic(t, addr, "out", 1)
-			pub, err := streams.NewPublisher([]string{addr}, streams.WithCodec(serde))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pub.Close(context.Background())
-			p := consumers.NewProjector("pass", "on", 1, "in")
-			consumers.On(p, func(ctx context.Context, e Tick, _ consumers.Metadata) error {
-				return pub.PublishValue(ctx, "out", strconv.Itoa(e.N), e)
-			})
-			r, err := consumers.NewRunner(p, serde, []string{addr})
-			if err != nil {
-				t.Fatal(err)
-			}
+			addr, serde, _, r := relay(t, "pass", "on")
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			// A plain client: the records keep the traces given here.

@@ -3,6 +3,7 @@ package tracing_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/recq/recq/consumers"
 	"github.com/recq/recq/internal/testenv"
+	"github.com/recq/recq/schema"
 	"github.com/recq/recq/streams"
 	"github.com/recq/recq/tracing"
 )
@@ -20,22 +22,7 @@ import (
 // child of the handled record's.
 func TestUntracedHandlerPublishesIntoTheTrace(t *testing.T) {
 	exp := setup(t)
-	addr, serde := testenv.Kafka(t), testenv.Serde(t)
-	testenv.Topic(t, addr, "in", 1)
-	testenv.Topic(t, addr, "out", 1)
-	pub, err := streams.NewPublisher([]string{addr}, streams.WithCodec(serde))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close(context.Background())
-	p := consumers.NewProjector("hot", "path", 1, "in")
-	consumers.On(p, func(ctx context.Context, e Tick, _ consumers.Metadata) error {
-		return pub.PublishValue(ctx, "out", "k", e)
-	}, consumers.Untraced())
-	r, err := consumers.NewRunner(p, serde, []string{addr})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, pub, r := relay(t, "hot", "path", consumers.Untraced())
 	testenv.RunUntilCleanup(t, r.Run)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -64,4 +51,27 @@ func TestUntracedHandlerPublishesIntoTheTrace(t *testing.T) {
 	if byName["send out"].SpanContext.TraceID() != root.SpanContext().TraceID() {
 		t.Errorf("send out is in trace %s; want the root's %s", byName["send out"].SpanContext.TraceID(), root.SpanContext().TraceID())
 	}
+}
+
+// relay is a projector <app>.<name>.v1 reading topic "in" that publishes
+// each Tick to "out", keyed by its N, on a new broker; pub publishes with
+// serde. The runner is not started.
+func relay(t *testing.T, app, name string, opts ...consumers.HandlerOption) (addr string, serde *schema.Serde, pub *streams.Publisher, r *consumers.Runner) {
+	t.Helper()
+	addr, serde = testenv.Kafka(t), testenv.Serde(t)
+	testenv.Topic(t, addr, "in", 1)
+	testenv.Topic(t, addr, "out", 1)
+	pub, err := streams.NewPublisher([]string{addr}, streams.WithCodec(serde))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pub.Close(context.Background()) })
+	p := consumers.NewProjector(app, name, 1, "in")
+	consumers.On(p, func(ctx context.Context, e Tick, _ consumers.Metadata) error {
+		return pub.PublishValue(ctx, "out", strconv.Itoa(e.N), e)
+	}, opts...)
+	if r, err = consumers.NewRunner(p, serde, []string{addr}); err != nil {
+		t.Fatal(err)
+	}
+	return addr, serde, pub, r
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -84,9 +82,7 @@ type topicSink struct {
 func openTopicSink(ctx context.Context, brokers []string, topic string, parts, batch int, rate float64) (*topicSink, error) {
 	opts := []kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DefaultProduceTopic(topic)}
 	if batch > 0 {
-		id := make([]byte, 8)
-		_, _ = rand.Read(id)
-		opts = append(opts, kgo.TransactionalID("recq-replay-"+hex.EncodeToString(id)))
+		opts = append(opts, kgo.TransactionalID("recq-replay-"+streams.NewID()))
 	}
 	cl, err := streams.NewClient(brokers, opts...)
 	if err != nil {
