@@ -42,7 +42,6 @@ func TestRunnerReportsItsLag(t *testing.T) {
 	}
 	held := make(chan struct{})
 	var release sync.Once
-	t.Cleanup(func() { release.Do(func() { close(held) }) }) // before the runner stops, even on a failure
 	a := aggregates.New[meter]("meter")
 	aggregates.Create(a, func(_ context.Context, c Meter, _ *meter) ([]any, error) {
 		<-held
@@ -54,6 +53,9 @@ func TestRunnerReportsItsLag(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.RunUntilCleanup(t, r.Run)
+	// Registered after the runner's, so it runs first: the held handler is
+	// released before the runner is stopped, even on a failure.
+	t.Cleanup(func() { release.Do(func() { close(held) }) })
 	iv, err := aggregates.NewInvoker(ctx, []string{addr}, serde)
 	if err != nil {
 		t.Fatal(err)
